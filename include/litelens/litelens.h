@@ -1,0 +1,9 @@
+// litelens/litelens.h: everything in one include.
+#pragma once
+
+#include "litelens/decode.h"
+#include "litelens/dtype.h"
+#include "litelens/error.h"
+#include "litelens/model.h"
+#include "litelens/summary.h"
+#include "litelens/value.h"

@@ -1,0 +1,29 @@
+// A read-only memory mapping of a whole file (RAII, move-only).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace litelens::detail {
+
+class MappedFile {
+ public:
+  /// Maps `path` read-only. Throws litelens::Error(io) naming `path`.
+  explicit MappedFile(const std::string& path);
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  const std::byte* data() const noexcept { return data_; }
+  std::uint64_t size() const noexcept { return size_; }
+
+ private:
+  void release() noexcept;
+  const std::byte* data_ = nullptr;
+  std::uint64_t size_ = 0;
+};
+
+}  // namespace litelens::detail
