@@ -1,79 +1,61 @@
 // litelens: the command-line tool. Parses arguments and prints; the work is in the library.
 // Exit status: 0 success, 1 a bad model (one line on stderr naming the file), 2 bad usage.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <iostream>
 
-#include "json_view.h"
-#include "litelens/model.h"
-#include "text_view.h"
+#include "commands.h"
+#include "litelens/error.h"
+#include "output.h"
+
+namespace litelens::cli {
 
 namespace {
-
 constexpr int kBadModel = 1;
 constexpr int kBadUsage = 2;
+}  // namespace
 
-struct CommonArgs {
-  std::string model;
-  bool json = false;
-  int subgraph = -1;
-};
-
-void add_common(CLI::App* cmd, CommonArgs& args) {
+void add_model_args(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("MODEL", args.model, "the .tflite file")->required();
   cmd->add_flag("--json", args.json, "print JSON instead of a table");
   cmd->add_option("--subgraph", args.subgraph, "only this subgraph")->check(CLI::NonNegativeNumber);
 }
 
 void print_json(const nlohmann::ordered_json& doc) {
-  // Invalid UTF-8 in names is replaced rather than aborting the output.
   std::fputs(doc.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str(), stdout);
   std::fputc('\n', stdout);
 }
 
-}  // namespace
+void check_subgraph_arg(const Model& model, int subgraph) {
+  if (subgraph >= 0 && static_cast<std::size_t>(subgraph) >= model.subgraph_count())
+    throw UsageError(fmt::format("{}: --subgraph {} is out of range (the model has {} subgraphs)", model.label(),
+                                 subgraph, model.subgraph_count()));
+}
+
+}  // namespace litelens::cli
 
 int main(int argc, char** argv) {
+  using namespace litelens::cli;
   CLI::App app{"litelens: read TensorFlow Lite / LiteRT models and their layer parameters"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "litelens 0.1.0");
-
-  CommonArgs args;
-  auto* info = app.add_subcommand("info", "header, sizes, subgraphs, op histogram, parameters, metadata, signatures");
-  auto* ops = app.add_subcommand("ops", "every operator with its inputs, outputs and decoded options");
-  auto* tensors = app.add_subcommand("tensors", "every tensor with shape, dtype, buffer and quantization");
-  for (auto* cmd : {info, ops, tensors}) add_common(cmd, args);
+  Registry registry;
+  register_inspect_commands(app, registry);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : kBadUsage;
+    return app.exit(e) == 0 ? 0 : kBadUsage;
   }
-
   try {
-    const litelens::Model model = litelens::Model::open(args.model);
-    if (args.subgraph >= 0 && static_cast<std::size_t>(args.subgraph) >= model.subgraph_count()) {
-      fmt::print(stderr, "litelens: {}: --subgraph {} is out of range (the model has {} subgraphs)\n", args.model,
-                 args.subgraph, model.subgraph_count());
-      return kBadUsage;
-    }
-    namespace cli = litelens::cli;
-    if (info->parsed()) {
-      if (args.json) print_json(cli::info_document(model, args.subgraph));
-      else cli::print_info(stdout, model, args.subgraph);
-    } else if (ops->parsed()) {
-      if (args.json) print_json(cli::ops_document(model, args.subgraph));
-      else cli::print_ops(stdout, model, args.subgraph);
-    } else if (tensors->parsed()) {
-      if (args.json) print_json(cli::tensors_document(model, args.subgraph));
-      else cli::print_tensors(stdout, model, args.subgraph);
-    }
+    for (auto& [cmd, run] : registry.commands)
+      if (cmd->parsed()) run();
   } catch (const litelens::Error& e) {
     fmt::print(stderr, "litelens: {} [{}]\n", e.what(), litelens::error_kind_name(e.kind()));
     return kBadModel;
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "litelens: {}\n", e.what());
+    return kBadUsage;
   }
   return std::fflush(stdout) == 0 ? 0 : kBadModel;
 }
