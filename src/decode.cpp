@@ -7,7 +7,9 @@
 // __restrict parameters, called on fixed blocks of kBlock elements; a scalar call handles the
 // remainder. Selects are written as bit masks over values computed unconditionally, so no
 // floating-point operation sits in a conditional arm (with -ftrapping-math, the default, GCC
-// will not if-convert those).
+// will not if-convert those). float16 <-> float32 additionally uses the x86 F16C instructions
+// when the CPU has them (checked once at run time); the portable code is then used only for
+// the last few elements, and gives identical bits.
 #include "litelens/decode.h"
 
 #include <fmt/format.h>
@@ -19,6 +21,12 @@
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(LITELENS_NO_F16C)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 static_assert(std::endian::native == std::endian::little,
               "litelens decode kernels assume a little-endian host");
@@ -200,6 +208,52 @@ LITELENS_ALWAYS_INLINE void table_kernel(const u8* LITELENS_RESTRICT s, float* L
   for (std::size_t i = 0; i < n; ++i) d[i] = table[s[i]];
 }
 
+// x86 F16C conversions (vcvtph2ps / vcvtps2ph), used when the CPU has them. They give the
+// same results as the portable code, bit for bit: exact widening, NaN payload kept with the
+// quiet bit set; narrowing rounds to nearest even and quiets NaNs keeping the top payload
+// bits. The decode tests compare both paths over all float16 patterns. Define
+// LITELENS_NO_F16C to build the portable code only.
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(LITELENS_NO_F16C)
+#define LITELENS_F16C 1
+
+// CPUID leaf 1: ECX bit 27 OSXSAVE, 28 AVX, 29 F16C; XCR0 bits 1-2: the OS saves XMM and YMM.
+bool detect_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  constexpr unsigned needed = (1u << 27) | (1u << 28) | (1u << 29);
+  if ((ecx & needed) != needed) return false;
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 6u) == 6u;
+}
+
+bool cpu_has_f16c() {
+  static const bool has = detect_f16c();
+  return has;
+}
+
+// Converts the first n - n % 8 elements; returns how many it converted.
+__attribute__((target("avx,f16c"))) std::size_t widen_f16_f16c(const u8* s, float* d, std::size_t n) {
+  std::size_t i = 0;
+  for (; n - i >= 8; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i));
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(h));
+  }
+  return i;
+}
+
+__attribute__((target("avx,f16c"))) std::size_t narrow_f16_f16c(const float* s, u8* d, std::size_t n) {
+  std::size_t i = 0;
+  for (; n - i >= 8; i += 8) {
+    const __m256 f = _mm256_loadu_ps(s + i);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * i),
+                     _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  return i;
+}
+#endif
+
 void require_source(std::size_t have, std::size_t need, const char* who) {
   if (have < need) throw_arg(fmt::format("{}: source has {} bytes, needs {}", who, have, need));
 }
@@ -218,15 +272,16 @@ LITELENS_ALWAYS_INLINE constexpr u8 sign_extend(u32 v) {
   return static_cast<u8>(((v & ((1u << Bits) - 1u)) ^ m) - m);
 }
 
-// One input byte -> two output bytes, written as one 16-bit little-endian store.
+// One input byte -> two output bytes. The arithmetic stays in 8-bit lanes (the xor/subtract
+// form of sign extension needs no arithmetic byte shift, which SSE2 lacks).
 template <bool Signed, class N>
 LITELENS_ALWAYS_INLINE void unpack4_kernel(const u8* LITELENS_RESTRICT s, u8* LITELENS_RESTRICT d, N n) {
   for (std::size_t k = 0; k < n; ++k) {
-    const u32 b = s[k];
-    const u32 lo = Signed ? sign_extend<4>(b) : (b & 0xfu);
-    const u32 hi = Signed ? sign_extend<4>(b >> 4) : (b >> 4);
-    const u16 pair = static_cast<u16>(lo | (hi << 8));
-    std::memcpy(d + 2 * k, &pair, 2);
+    const u8 b = s[k];
+    const u8 lo = static_cast<u8>(b & 0x0fu);
+    const u8 hi = static_cast<u8>(b >> 4);
+    d[2 * k] = Signed ? static_cast<u8>((lo ^ 0x08u) - 0x08u) : lo;
+    d[2 * k + 1] = Signed ? static_cast<u8>((hi ^ 0x08u) - 0x08u) : hi;
   }
 }
 
@@ -531,15 +586,28 @@ LITELENS_ALWAYS_INLINE void copy_element(u8* dst, const u8* src, std::size_t ele
   }
 }
 
+// Copies `count` consecutive stored elements to the dense offsets base, base + w, base + 2w...
+template <std::size_t E>
+LITELENS_ALWAYS_INLINE void copy_run(u8* out, u64 base, u64 w, const u8* src, u64 count, std::size_t es) {
+  if (w == 1 && count * es > 32) {
+    std::memcpy(out + base * es, src, count * es);
+    return;
+  }
+  for (u64 i = 0; i < count; ++i) copy_element<E>(out + (base + i * w) * es, src + i * es, es);
+}
+
 // The walk of section 5.2 of the format digest, as an explicit stack of ranges: level lv
 // holds positions [pos, end) and the flat dense offset `base` of its parent. The dense
 // position of a leaf is the sum over levels of index * weight, which is exactly
 // row_major_flat(orig) because every blocked dimension is split into (block, offset) pairs.
+// The innermost level is copied in one loop; when it is dense (block sparsity), the level
+// above it is handled in the same loop, so a stored block costs no stack traffic.
 template <std::size_t E>
 void densify_walk(const SparsityPlan& plan, const u8* stored, std::size_t element_size, u8* out) {
   const std::size_t es = E == 0 ? element_size : E;
   const std::vector<LevelPlan>& levels = plan.levels;
   const std::size_t last = levels.size() - 1;
+  const LevelPlan& leaf = levels[last];
 
   struct Frame {
     u64 begin, pos, end, base;
@@ -565,18 +633,19 @@ void densify_walk(const SparsityPlan& plan, const u8* stored, std::size_t elemen
     Frame& f = stack[lv];
     const LevelPlan& p = levels[lv];
     if (lv == last) {
-      // Leaves: the innermost level is copied in one tight loop.
-      const u64 w = p.weight;
       if (p.sparse) {
         for (u64 pos = f.pos; pos < f.end; ++pos, ++next)
-          copy_element<E>(out + (f.base + static_cast<u64>(p.indices[pos]) * w) * es, stored + next * es, es);
-      } else if (w == 1) {
-        const u64 len = f.end - f.pos;
-        std::memcpy(out + f.base * es, stored + next * es, len * es);
-        next += len;
+          copy_element<E>(out + (f.base + static_cast<u64>(p.indices[pos]) * p.weight) * es, stored + next * es, es);
       } else {
-        for (u64 i = f.pos - f.begin; i < f.end - f.begin; ++i, ++next)
-          copy_element<E>(out + (f.base + i * w) * es, stored + next * es, es);
+        copy_run<E>(out, f.base, p.weight, stored + next * es, p.size, es);
+        next += p.size;
+      }
+      f.pos = f.end;
+    } else if (lv + 1 == last && !leaf.sparse) {
+      for (u64 pos = f.pos; pos < f.end; ++pos) {
+        const u64 index = p.sparse ? static_cast<u64>(p.indices[pos]) : pos - f.begin;
+        copy_run<E>(out, f.base + index * p.weight, leaf.weight, stored + next * es, leaf.size, es);
+        next += leaf.size;
       }
       f.pos = f.end;
     }
@@ -604,7 +673,11 @@ void widen_float16(std::span<const std::byte> src, std::span<float> dst) {
   require_source(src.size(), 2 * dst.size(), "widen_float16");
   const u8* s = bytes_of(src);
   float* d = dst.data();
-  for_blocks(dst.size(), [&](std::size_t i, auto len) { f16_kernel(s + 2 * i, d + i, len); });
+  std::size_t done = 0;
+#ifdef LITELENS_F16C
+  if (cpu_has_f16c()) done = widen_f16_f16c(s, d, dst.size());
+#endif
+  for_blocks(dst.size() - done, [&](std::size_t i, auto len) { f16_kernel(s + 2 * (done + i), d + done + i, len); });
 }
 
 void widen_bfloat16(std::span<const std::byte> src, std::span<float> dst) {
@@ -631,7 +704,11 @@ void widen_float8_e5m2(std::span<const std::byte> src, std::span<float> dst) {
 void narrow_to_float16(std::span<const float> src, std::span<std::byte> dst) {
   require_dest(dst.size(), 2 * src.size(), "narrow_to_float16");
   u8* d = bytes_of(dst);
-  for (std::size_t i = 0; i < src.size(); ++i) {
+  std::size_t done = 0;
+#ifdef LITELENS_F16C
+  if (cpu_has_f16c()) done = narrow_f16_f16c(src.data(), d, src.size());
+#endif
+  for (std::size_t i = done; i < src.size(); ++i) {
     const u16 h = f32_to_f16_bits(src[i]);
     std::memcpy(d + 2 * i, &h, 2);
   }

@@ -276,7 +276,9 @@ std::optional<Quantization> Tensor::quantization() const {
       break;
     case tflite::QuantizationDetails_CustomQuantization:
       out.scheme = Quantization::Scheme::custom;
-      if (const auto* c = q->details_as_CustomQuantization()->custom()) out.custom.assign(c->begin(), c->end());
+      // The verifier accepts a union tag without its table.
+      if (const auto* cq = q->details_as_CustomQuantization())
+        if (const auto* c = cq->custom()) out.custom.assign(c->begin(), c->end());
       break;
     case tflite::QuantizationDetails_BlockwiseQuantization: {
       const auto* b = q->details_as_BlockwiseQuantization();

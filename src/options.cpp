@@ -5,6 +5,7 @@
 #include <flatbuffers/reflection.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "options_internal.h"
@@ -74,24 +75,32 @@ bool is_integer(reflection::BaseType bt) { return bt >= reflection::Byte && bt <
 bool is_float(reflection::BaseType bt) { return bt == reflection::Float || bt == reflection::Double; }
 
 // Scalar reads by reflection type (header-only, so the library needs no flatbuffers binary).
+// The verifier aligns vectors only to 4 bytes, so elements of a [long] or [double] vector in a
+// hostile (or rewritten) file may sit unaligned: read through memcpy, never through a cast.
+template <class T>
+T load(const std::uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;  // little-endian host (checked in decode.cpp)
+}
 std::int64_t read_int(reflection::BaseType bt, const std::uint8_t* p) {
   switch (bt) {
     case reflection::UType:
     case reflection::Bool:
-    case reflection::UByte: return flatbuffers::ReadScalar<std::uint8_t>(p);
-    case reflection::Byte: return flatbuffers::ReadScalar<std::int8_t>(p);
-    case reflection::Short: return flatbuffers::ReadScalar<std::int16_t>(p);
-    case reflection::UShort: return flatbuffers::ReadScalar<std::uint16_t>(p);
-    case reflection::Int: return flatbuffers::ReadScalar<std::int32_t>(p);
-    case reflection::UInt: return flatbuffers::ReadScalar<std::uint32_t>(p);
-    case reflection::Long: return flatbuffers::ReadScalar<std::int64_t>(p);
-    case reflection::ULong: return static_cast<std::int64_t>(flatbuffers::ReadScalar<std::uint64_t>(p));
+    case reflection::UByte: return load<std::uint8_t>(p);
+    case reflection::Byte: return load<std::int8_t>(p);
+    case reflection::Short: return load<std::int16_t>(p);
+    case reflection::UShort: return load<std::uint16_t>(p);
+    case reflection::Int: return load<std::int32_t>(p);
+    case reflection::UInt: return load<std::uint32_t>(p);
+    case reflection::Long: return load<std::int64_t>(p);
+    case reflection::ULong: return static_cast<std::int64_t>(load<std::uint64_t>(p));
     default: return 0;
   }
 }
 double read_float(reflection::BaseType bt, const std::uint8_t* p) {
-  if (bt == reflection::Float) return flatbuffers::ReadScalar<float>(p);
-  if (bt == reflection::Double) return flatbuffers::ReadScalar<double>(p);
+  if (bt == reflection::Float) return load<float>(p);
+  if (bt == reflection::Double) return load<double>(p);
   return static_cast<double>(read_int(bt, p));
 }
 std::int64_t field_int(const flatbuffers::Table& t, const reflection::Field& f) {
@@ -178,6 +187,38 @@ Value decode_table(const Reflection& r, int object, const flatbuffers::Table& ta
   return Value(std::move(out));
 }
 
+// What decode_table copies out of a table: vector elements and string bytes, recursively.
+std::uint64_t table_weight(const Reflection& r, int object, const flatbuffers::Table& table, int depth) {
+  std::uint64_t weight = 0;
+  if (depth > kMaxDepth) return weight;
+  for (const auto* f : r.fields_by_id[static_cast<std::size_t>(object)]) {
+    if (f->deprecated()) continue;
+    const auto bt = f->type()->base_type();
+    if (bt == reflection::String) {
+      if (const auto* s = flatbuffers::GetFieldS(table, *f)) weight += s->size();
+    } else if (bt == reflection::Vector) {
+      const auto* vec = flatbuffers::GetFieldAnyV(table, *f);
+      if (!vec) continue;
+      const auto elem = f->type()->element();
+      const int index = f->type()->index();
+      if (elem == reflection::Obj && index >= 0 &&
+          !r.schema->objects()->Get(static_cast<flatbuffers::uoffset_t>(index))->is_struct()) {
+        for (flatbuffers::uoffset_t i = 0; i < vec->size(); ++i)
+          weight += 4 + table_weight(r, index, *flatbuffers::GetAnyVectorElemPointer<const flatbuffers::Table>(vec, i),
+                                     depth + 1);
+      } else {
+        weight += static_cast<std::uint64_t>(vec->size()) * std::max<std::size_t>(1, flatbuffers::GetTypeSize(elem));
+      }
+    } else if (bt == reflection::Obj) {
+      const int index = f->type()->index();
+      const auto* obj = r.schema->objects()->Get(static_cast<flatbuffers::uoffset_t>(index));
+      if (!obj->is_struct())
+        if (const auto* t = flatbuffers::GetFieldT(table, *f)) weight += 4 + table_weight(r, index, *t, depth + 1);
+    }
+  }
+  return weight;
+}
+
 // Reads one integer-typed field or vector element and reports it.
 void report_integers(const reflection::Field* f, const flatbuffers::Table& table,
                      const std::function<void(std::int64_t, std::string_view)>& fn) {
@@ -186,14 +227,24 @@ void report_integers(const reflection::Field* f, const flatbuffers::Table& table
     if (const auto* vec = flatbuffers::GetFieldAnyV(table, *f))
       for (flatbuffers::uoffset_t i = 0; i < vec->size(); ++i)
         fn(read_int(f->type()->element(), element(vec, f->type()->element(), i)), f->name()->string_view());
-  } else if (table.GetAddressOf(f->offset())) {
-    // A field left at its default (0) is ignored: ops such as CALL_ONCE always set theirs.
+  } else {
+    // An absent field reads as its default, and the runtime follows it: a WHILE whose
+    // body_subgraph_index is absent runs subgraph 0. (Writers omit fields equal to the default,
+    // so skipping absent ones would hide exactly the cycles through the main graph.)
     fn(field_int(table, *f), f->name()->string_view());
   }
 }
 
+// The budget counts nodes and string/key bytes: FlexBuffers may point many vector elements or
+// map keys at one long string, which would otherwise be copied once per reference.
 struct FlexDecoder {
   std::int64_t budget;
+
+  std::string text(const char* p, std::size_t n) {
+    const auto take = std::min<std::size_t>(n, static_cast<std::size_t>(std::max<std::int64_t>(budget, 0)));
+    budget -= static_cast<std::int64_t>(n);
+    return std::string(p, take);
+  }
 
   Value convert(const flexbuffers::Reference& ref, int depth) {
     if (--budget < 0 || depth > 64) return Value();
@@ -202,8 +253,14 @@ struct FlexDecoder {
     if (ref.IsInt()) return Value(ref.AsInt64());
     if (ref.IsUInt()) return Value(ref.AsUInt64());
     if (ref.IsFloat()) return Value(ref.AsDouble());
-    if (ref.IsKey()) return Value(std::string(ref.AsKey()));
-    if (ref.IsString()) return Value(ref.AsString().str());
+    if (ref.IsKey()) {
+      const char* key = ref.AsKey();
+      return Value(text(key, std::strlen(key)));
+    }
+    if (ref.IsString()) {
+      const auto s = ref.AsString();
+      return Value(text(s.c_str(), s.size()));
+    }
     if (ref.IsBlob()) {
       const auto blob = ref.AsBlob();
       Value::List bytes;
@@ -218,8 +275,11 @@ struct FlexDecoder {
       const auto keys = map.Keys();
       const auto values = map.Values();
       Value::Map out;
-      for (std::size_t i = 0; i < keys.size() && budget > 0; ++i)
-        out.emplace_back(keys[i].AsKey(), convert(values[i], depth + 1));
+      for (std::size_t i = 0; i < keys.size() && budget > 0; ++i) {
+        const char* key = keys[i].AsKey();
+        std::string name = text(key, std::strlen(key));
+        out.emplace_back(std::move(name), convert(values[i], depth + 1));
+      }
       return Value(std::move(out));
     }
     Value::List out;
@@ -244,8 +304,10 @@ bool verify_flexbuffer(std::span<const std::byte> bytes) {
 }
 
 Value decode_flexbuffer(std::span<const std::byte> bytes) {
-  // Shared children can make a small payload expand enormously; cap the nodes produced.
-  FlexDecoder decoder{std::max<std::int64_t>(1 << 16, static_cast<std::int64_t>(bytes.size()) * 4)};
+  // Shared children and strings can make a small payload expand enormously; cap what is
+  // produced in proportion to the payload (the validator charges the payload per operator, so
+  // many operators naming one payload cannot multiply this either).
+  FlexDecoder decoder{static_cast<std::int64_t>(bytes.size()) * 16 + 256};
   return decoder.convert(flexbuffers::GetRoot(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), 0);
 }
 
@@ -260,6 +322,19 @@ void for_each_subgraph_reference(const tflite::Operator* op,
   };
   visit(r.builtin_options, op->builtin_options_type(), op->builtin_options());
   visit(r.builtin_options_2, op->builtin_options_2_type(), op->builtin_options_2());
+}
+
+std::uint64_t options_weight(const tflite::Operator* op) {
+  const Reflection& r = reflect();
+  std::uint64_t weight = 0;
+  const auto add = [&](const reflection::Enum* e, std::uint8_t tag, const void* table) {
+    const int object = r.union_object(e, tag);
+    if (object < 0 || !table) return;
+    weight += 8 + table_weight(r, object, *static_cast<const flatbuffers::Table*>(table), 0);
+  };
+  add(r.builtin_options, op->builtin_options_type(), op->builtin_options());
+  add(r.builtin_options_2, op->builtin_options_2_type(), op->builtin_options_2());
+  return weight;
 }
 
 std::string_view options_type_name(const tflite::Operator* op) {

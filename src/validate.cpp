@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <unordered_set>
 
 #include "litelens/decode.h"
@@ -18,6 +19,33 @@ namespace {
 
 constexpr std::uint64_t kMaxFlatBufferSize = FLATBUFFERS_MAX_BUFFER_SIZE - 1;
 
+// Reading may cost at most twice the file's size plus this, in bytes (see Validator::charge).
+constexpr std::uint64_t kBudgetSlack = std::uint64_t{64} << 10;
+
+template <class V>
+std::uint64_t len(const V* v) {
+  return v ? v->size() : 0;
+}
+
+// Text from the file inside an error message: control bytes would break the one-line report.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (const char c : s.substr(0, 200)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+// Defined in options.cpp beside the reflection walker (declared here to keep the change local):
+// what decoding an operator's builtin options copies, in bytes (vector elements, strings).
+std::uint64_t options_weight(const tflite::Operator* op);
+
+namespace {
+
 class Validator {
  public:
   explicit Validator(ModelData& m) : m_(m) {}
@@ -29,6 +57,7 @@ class Validator {
       fail(ErrorKind::bad_version,
            fmt::format("schema version {} is not supported (expected 3)", model->version()),
            m_.offset_of(model));
+    budget_ = 2 * m_.size + kBudgetSlack;
     collect_external_buffers();
     check_buffers();
     check_operator_codes();
@@ -47,6 +76,22 @@ class Validator {
   [[noreturn]] void fail(ErrorKind kind, std::string message, std::optional<std::uint64_t> at) {
     throw Error(kind, m_.label, std::move(message), at);
   }
+  // FlatBuffers lets many offsets share one table, vector or payload, and buffer and custom
+  // options offsets are plain integers, so a small file can describe a model that is enormous
+  // to read: a million tensors that are all the same table, one shape of a million dimensions
+  // under every tensor, one options payload named by every operator. Each thing open checks or
+  // the accessors copy is charged here at the bytes it would take without sharing, and a model
+  // that costs more than twice its size (plus a little) is refused. Real writers share only
+  // empty tables, so their files stay far below the limit.
+  void charge(std::uint64_t bytes, const void* at) {
+    spent_ += bytes;
+    if (spent_ > budget_)
+      fail(ErrorKind::invalid_flatbuffer,
+           fmt::format("tables or payloads are shared so often that reading the model would cost more than {} bytes",
+                       budget_),
+           at ? std::optional<std::uint64_t>(m_.offset_of(at)) : std::nullopt);
+  }
+
   void warn(std::string code, std::string message, std::optional<std::uint64_t> at) {
     // Hostile files could repeat one oddity millions of times; keep the list bounded.
     if (m_.warnings.size() < 1000) m_.warnings.push_back({std::move(code), std::move(message), at});
@@ -74,7 +119,9 @@ class Validator {
   void collect_external_buffers() {
     const auto* model = m_.root;
     const std::size_t n_groups = model->external_buffer_groups() ? model->external_buffer_groups()->size() : 0;
+    charge(8 * len(model->external_buffer_groups()), nullptr);
     if (const auto* ext = model->external_buffers()) {
+      charge(8 * ext->size(), ext);
       for (const auto* e : *ext) {
         if (e->group() >= n_groups)
           fail(ErrorKind::index_out_of_range,
@@ -88,6 +135,7 @@ class Validator {
   void check_buffers() {
     const auto* buffers = m_.root->buffers();
     const std::size_t n = buffers ? buffers->size() : 0;
+    charge(4 * n, buffers);
     m_.buffers.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const auto* b = buffers->Get(static_cast<flatbuffers::uoffset_t>(i));
@@ -143,6 +191,7 @@ class Validator {
     m_.opcodes.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const auto* c = codes->Get(static_cast<flatbuffers::uoffset_t>(i));
+      charge(8 + len(c->custom_code()), c);
       // Old files only have the 8-bit field; new writers put 127 there for codes that do not fit.
       const std::int32_t code = std::max<std::int32_t>(c->builtin_code(), c->deprecated_builtin_code());
       m_.opcodes[i] = code;
@@ -167,6 +216,8 @@ class Validator {
     const auto* sg = m_.root->subgraphs()->Get(sg_index);
     const auto* tensors = sg->tensors();
     const std::size_t n_tensors = tensors ? tensors->size() : 0;
+    const std::size_t n_ops = sg->operators() ? sg->operators()->size() : 0;
+    charge(8 + len(sg->name()) + 4 * (len(sg->inputs()) + len(sg->outputs())) + 8 * (n_tensors + n_ops), sg);
     SubgraphRecord& rec = m_.subgraphs[sg_index];
     rec.tensors.resize(n_tensors);
     check_index_list(sg->inputs(), n_tensors, "input list", sg_index, sg);
@@ -175,7 +226,6 @@ class Validator {
       check_tensor(sg_index, static_cast<int>(t), tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), n_tensors,
                    rec.tensors[t]);
     const auto* ops = sg->operators();
-    const std::size_t n_ops = ops ? ops->size() : 0;
     rec.operators.resize(n_ops);
     for (std::size_t o = 0; o < n_ops; ++o)
       check_operator(sg_index, static_cast<int>(o), ops->Get(static_cast<flatbuffers::uoffset_t>(o)), n_tensors,
@@ -185,6 +235,7 @@ class Validator {
   void check_tensor(int sg, int index, const tflite::Tensor* t, std::size_t n_tensors, TensorRecord& rec) {
     const std::uint64_t at = m_.offset_of(t);
     const auto where = [&] { return fmt::format("subgraph {} tensor {}", sg, index); };
+    charge(tensor_cost(t), t);
 
     // Shape: element count without overflow; negative dims only tolerated without data.
     bool negative_dim = false;
@@ -249,6 +300,8 @@ class Validator {
         fail(ErrorKind::invalid_sparsity, fmt::format("{}: {}", where, *problem), m_.offset_of(sp));
     }
     if (type == DType::string) {
+      // Many tensors may name one buffer: check each (buffer, count) pair once.
+      if (!strings_checked_.emplace(t->buffer(), stored_count).second) return;
       if (auto problem = check_string_buffer(m_.bytes(rec.data), stored_count))
         fail(ErrorKind::invalid_string, fmt::format("{}: {}", where, *problem), rec.data.offset);
       return;
@@ -281,6 +334,7 @@ class Validator {
     switch (q->details_type()) {
       case tflite::QuantizationDetails_BlockwiseQuantization: {
         const auto* b = q->details_as_BlockwiseQuantization();
+        if (!b) fail(ErrorKind::invalid_quantization, fmt::format("{}: blockwise quantization without its table", where), at);
         tensor_ref(b->scales(), false, "blockwise scales");
         tensor_ref(b->zero_points(), true, "blockwise zero points");
         if (b->block_size() <= 0)
@@ -289,6 +343,7 @@ class Validator {
       }
       case tflite::QuantizationDetails_MultiAxisQuantization: {
         const auto* mq = q->details_as_MultiAxisQuantization();
+        if (!mq) fail(ErrorKind::invalid_quantization, fmt::format("{}: multi-axis quantization without its table", where), at);
         tensor_ref(mq->scales(), false, "multi-axis scales");
         tensor_ref(mq->zero_points(), true, "multi-axis zero points");
         if (mq->block_size() < 0)
@@ -333,6 +388,9 @@ class Validator {
            fmt::format("{} uses operator code {}, but there are {}", where(), op->opcode_index(), m_.opcodes.size()), at);
     if (!op->inputs() || !op->outputs())
       fail(ErrorKind::invalid_flatbuffer, fmt::format("{} lacks its input or output list", where()), at);
+    charge(4 * (len(op->inputs()) + len(op->outputs()) + len(op->intermediates())) +
+               len(op->mutating_variable_inputs()) + len(op->custom_options()) + options_weight(op),
+           op);
     check_index_list(op->inputs(), n_tensors, "an operator input", sg, op);
     check_index_list(op->outputs(), n_tensors, "an operator output", sg, op);
     check_index_list(op->intermediates(), n_tensors, "an operator intermediate", sg, op);
@@ -341,9 +399,11 @@ class Validator {
 
     if (const auto* custom = op->custom_options())
       rec.custom_options = {m_.offset_of(custom->data()), custom->size(), custom->size() > 0};
-    else if (op->large_custom_options_offset() > 1)
+    else if (op->large_custom_options_offset() > 1) {
       rec.custom_options = checked_range(op->large_custom_options_offset(), op->large_custom_options_size(),
                                          where() + " custom options", at);
+      charge(rec.custom_options.size, op);  // an offset may name the same payload for every op
+    }
     const std::int32_t code = m_.opcodes[op->opcode_index()];
     if (rec.custom_options.present) {
       if (code != tflite::BuiltinOperator_CUSTOM)
@@ -398,6 +458,11 @@ class Validator {
     for (std::size_t i = 0; i < sigs->size(); ++i) {
       const auto* s = sigs->Get(static_cast<flatbuffers::uoffset_t>(i));
       const std::uint64_t at = m_.offset_of(s);
+      std::uint64_t cost = 8 + len(s->signature_key()) + 8 * (len(s->inputs()) + len(s->outputs()));
+      for (const auto* list : {s->inputs(), s->outputs()})
+        if (list)
+          for (const auto* map : *list) cost += len(map->name());
+      charge(cost, s);
       if (s->subgraph_index() >= m_.subgraphs.size())
         fail(ErrorKind::index_out_of_range,
              fmt::format("signature {} names subgraph {}, but there are {}", i, s->subgraph_index(), m_.subgraphs.size()), at);
@@ -416,21 +481,55 @@ class Validator {
 
   void check_metadata() {
     if (const auto* meta = m_.root->metadata())
-      for (const auto* e : *meta)
+      for (const auto* e : *meta) {
+        charge(8 + len(e->name()), e);
         if (e->buffer() >= m_.buffers.size())
           fail(ErrorKind::index_out_of_range,
-               fmt::format("metadata '{}' names buffer {}, but there are {}", e->name() ? e->name()->str() : "",
-                           e->buffer(), m_.buffers.size()),
+               fmt::format("metadata '{}' names buffer {}, but there are {}",
+                           printable(e->name() ? e->name()->string_view() : ""), e->buffer(), m_.buffers.size()),
                m_.offset_of(e));
-    if (const auto* legacy = m_.root->metadata_buffer())
+      }
+    if (const auto* legacy = m_.root->metadata_buffer()) {
+      charge(4 * legacy->size(), legacy);
       for (std::int32_t b : *legacy)
         if (b < 0 || static_cast<std::size_t>(b) >= m_.buffers.size())
           warn("metadata_buffer_index", fmt::format("legacy metadata_buffer names buffer {}", b), std::nullopt);
+    }
+  }
+
+  // Bytes a tensor's own vectors and strings would take without sharing (see charge()).
+  static std::uint64_t tensor_cost(const tflite::Tensor* t) {
+    std::uint64_t cost = 8 + len(t->name()) + 4 * (len(t->shape()) + len(t->shape_signature()));
+    if (const auto* q = t->quantization()) {
+      cost += 8 + 4 * (len(q->scale()) + len(q->min()) + len(q->max())) + 8 * len(q->zero_point());
+      if (const auto* c = q->details_as_CustomQuantization()) cost += len(c->custom());
+      if (const auto* mq = q->details_as_MultiAxisQuantization()) cost += 4 * len(mq->quantized_dimensions());
+    }
+    if (const auto* sp = t->sparsity()) {
+      cost += 8 + 4 * (len(sp->traversal_order()) + len(sp->block_map()));
+      if (const auto* dims = sp->dim_metadata())
+        for (const auto* d : *dims)
+          cost += 8 + index_vector_cost(d->array_segments_type(), d->array_segments()) +
+                  index_vector_cost(d->array_indices_type(), d->array_indices());
+    }
+    return cost;
+  }
+  static std::uint64_t index_vector_cost(tflite::SparseIndexVector type, const void* table) {
+    if (!table) return 0;
+    switch (type) {
+      case tflite::SparseIndexVector_Int32Vector: return 4 * len(static_cast<const tflite::Int32Vector*>(table)->values());
+      case tflite::SparseIndexVector_Uint16Vector: return 2 * len(static_cast<const tflite::Uint16Vector*>(table)->values());
+      case tflite::SparseIndexVector_Uint8Vector: return len(static_cast<const tflite::Uint8Vector*>(table)->values());
+      default: return 0;
+    }
   }
 
   ModelData& m_;
   std::unordered_set<std::uint32_t> external_ids_;
   std::vector<std::vector<int>> callees_;
+  std::set<std::pair<std::uint32_t, std::uint64_t>> strings_checked_;  // (buffer, count) pairs
+  std::uint64_t budget_ = 0;
+  std::uint64_t spent_ = 0;
 };
 
 }  // namespace
@@ -441,6 +540,7 @@ SparsitySpec to_sparsity_spec(const tflite::SparsityParameters* sp) {
   if (const auto* map = sp->block_map()) spec.block_map.assign(map->begin(), map->end());
   const auto widen = [](tflite::SparseIndexVector type, const void* table) {
     std::vector<std::int32_t> out;
+    if (!table) return out;  // a union tag without its table (the verifier allows it)
     switch (type) {
       case tflite::SparseIndexVector_Int32Vector:
         if (const auto* v = static_cast<const tflite::Int32Vector*>(table)->values()) out.assign(v->begin(), v->end());

@@ -18,6 +18,12 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A selection that matched nothing (exit status 1); the message lists close names.
+class NoMatch : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct Registry {
   std::vector<std::pair<CLI::App*, std::function<void()>>> commands;
   void add(CLI::App* app, std::function<void()> run) { commands.emplace_back(app, std::move(run)); }
@@ -33,5 +39,7 @@ void add_model_args(CLI::App* cmd, ModelArgs& args);
 
 // One function per command family.
 void register_inspect_commands(CLI::App& app, Registry& registry);  // info, ops, tensors
+void register_files_command(CLI::App& app, Registry& registry);      // files
+void register_layer_commands(CLI::App& app, Registry& registry);    // layers, extract
 
 }  // namespace litelens::cli

@@ -1,6 +1,7 @@
 #include "json_view.h"
 
 #include "litelens/summary.h"
+#include "metadata_view.h"
 
 namespace litelens::cli {
 
@@ -179,6 +180,7 @@ json info_document(const Model& model, int subgraph) {
           {"constant_bytes", s.constant_bytes},
           {"by_dtype", std::move(by_dtype)},
           {"metadata", std::move(metadata)},
+          {"model_metadata", model_metadata_json(model)},
           {"signatures", std::move(signatures)},
           {"warnings", std::move(warnings)}};
 }

@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "litelens 0.1.0");
   Registry registry;
   register_inspect_commands(app, registry);
+  register_files_command(app, registry);
+  register_layer_commands(app, registry);
 
   try {
     app.parse(argc, argv);
@@ -52,6 +54,9 @@ int main(int argc, char** argv) {
       if (cmd->parsed()) run();
   } catch (const litelens::Error& e) {
     fmt::print(stderr, "litelens: {} [{}]\n", e.what(), litelens::error_kind_name(e.kind()));
+    return kBadModel;
+  } catch (const NoMatch& e) {
+    fmt::print(stderr, "litelens: {}\n", e.what());
     return kBadModel;
   } catch (const UsageError& e) {
     fmt::print(stderr, "litelens: {}\n", e.what());

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "litelens/summary.h"
+#include "metadata_view.h"
 
 namespace litelens::cli {
 
@@ -111,6 +112,7 @@ void print_info(std::FILE* out, const Model& model, int subgraph) {
     fmt::print(out, "\nmetadata\n");
     for (const auto& e : metadata) fmt::print(out, "  {:<32} {:>10} bytes\n", e.name, e.data.size());
   }
+  print_model_metadata(out, model);
   const auto signatures = model.signatures();
   if (!signatures.empty()) {
     fmt::print(out, "\nsignatures\n");

@@ -1,0 +1,195 @@
+// Micro-benchmarks for litelens/decode.h.
+//
+// Every benchmark reports bytes_per_second for the bytes it *writes* (the decoded output),
+// and BM_memcpy copies the same number of bytes, so each kernel's rate can be read directly
+// against the memcpy bound for its output size. Argument = element count (memcpy: bytes).
+#include "litelens/decode.h"
+
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+std::vector<std::byte> random_bytes(std::size_t n, unsigned seed = 1) {
+  std::mt19937 rng(seed);
+  std::vector<std::byte> out(n);
+  for (auto& b : out) b = static_cast<std::byte>(rng());
+  return out;
+}
+
+// Random float16 values in a realistic weight range (no NaN/inf), so the benchmark measures
+// ordinary data.
+std::vector<std::byte> random_half_weights(std::size_t n) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  std::vector<float> f(n);
+  for (auto& v : f) v = dist(rng);
+  std::vector<std::byte> out(2 * n);
+  litelens::narrow_to_float16(f, out);
+  return out;
+}
+
+void BM_memcpy(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto src = random_bytes(bytes);
+  std::vector<std::byte> dst(bytes);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), bytes);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+}
+
+void BM_widen_float16(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto src = random_half_weights(n);
+  std::vector<float> dst(n);
+  for (auto _ : state) {
+    litelens::widen_float16(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * sizeof(float)));
+}
+
+void BM_widen_bfloat16(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto src = random_bytes(2 * n);
+  std::vector<float> dst(n);
+  for (auto _ : state) {
+    litelens::widen_bfloat16(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * sizeof(float)));
+}
+
+void BM_widen_float8_e4m3fn(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto src = random_bytes(n);
+  std::vector<float> dst(n);
+  for (auto _ : state) {
+    litelens::widen_float8_e4m3fn(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * sizeof(float)));
+}
+
+void BM_narrow_to_float16(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<float> src(n);
+  litelens::widen_float16(random_half_weights(n), src);
+  std::vector<std::byte> dst(2 * n);
+  for (auto _ : state) {
+    litelens::narrow_to_float16(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 2 * n));
+}
+
+void BM_unpack_int4(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto src = random_bytes(litelens::packed_byte_count(n, 4));
+  std::vector<std::int8_t> dst(n);
+  for (auto _ : state) {
+    litelens::unpack_int4(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
+}
+
+// int8 weight [channels, n / channels] dequantized per channel along `axis`:
+// axis 0 = CONV_2D / FULLY_CONNECTED filters, axis 1 (last) = DEPTHWISE_CONV_2D.
+void dequantize_per_channel(benchmark::State& state, std::int32_t axis) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::int32_t channels = 256;
+  const std::int32_t other = static_cast<std::int32_t>(n / channels);
+  const std::vector<std::int32_t> shape =
+      axis == 0 ? std::vector<std::int32_t>{channels, other} : std::vector<std::int32_t>{other, channels};
+  const auto raw = random_bytes(n);
+  std::vector<std::int8_t> q(n);
+  std::memcpy(q.data(), raw.data(), n);
+  std::vector<float> scale(channels);
+  std::vector<std::int64_t> zero_point(channels);
+  for (std::int32_t c = 0; c < channels; ++c) {
+    scale[c] = 0.001f * static_cast<float>(c + 1);
+    zero_point[c] = c % 5 - 2;
+  }
+  std::vector<float> out(n);
+  const litelens::AffineQuant quant{scale, zero_point, axis};
+  for (auto _ : state) {
+    litelens::dequantize(std::span<const std::int8_t>(q), shape, quant, out);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * sizeof(float)));
+}
+
+void BM_dequantize_int8_axis0(benchmark::State& state) { dequantize_per_channel(state, 0); }
+void BM_dequantize_int8_axis_last(benchmark::State& state) { dequantize_per_channel(state, 1); }
+
+// A float32 [rows, 1024] weight: 1x4 block sparsity (DENSE, CSR, DENSE(4)) with half of the
+// blocks stored, or plain CSR (DENSE, CSR) with 10% of the elements stored.
+void densify_bench(benchmark::State& state, bool blocked) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::int32_t cols = 1024;
+  const auto rows = static_cast<std::int32_t>(n / cols);
+  const std::int32_t block = blocked ? 4 : 1;
+  std::mt19937 rng(5);
+  litelens::SparsitySpec spec;
+  spec.traversal_order = blocked ? std::vector<std::int32_t>{0, 1, 2} : std::vector<std::int32_t>{0, 1};
+  if (blocked) spec.block_map = {1};
+  litelens::SparseLevel row_level{false, rows, {}, {}};
+  litelens::SparseLevel col_level{true, 0, {0}, {}};
+  for (std::int32_t r = 0; r < rows; ++r) {
+    for (std::int32_t c = 0; c < cols / block; ++c)
+      if (blocked ? rng() % 2 == 0 : rng() % 10 == 0) col_level.indices.push_back(c);
+    col_level.segments.push_back(static_cast<std::int32_t>(col_level.indices.size()));
+  }
+  spec.levels = {row_level, col_level};
+  if (blocked) spec.levels.push_back(litelens::SparseLevel{false, block, {}, {}});
+  const std::vector<std::int32_t> shape = {rows, cols};
+  std::uint64_t count = 0;
+  if (auto error = litelens::check_sparsity(spec, shape, count)) {
+    state.SkipWithError(error->c_str());
+    return;
+  }
+  const auto stored = random_bytes(count * sizeof(float));
+  std::vector<std::byte> out(n * sizeof(float));
+  for (auto _ : state) {
+    litelens::densify(spec, shape, stored, sizeof(float), out);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * out.size()));
+}
+
+void BM_densify_block1x4_f32(benchmark::State& state) { densify_bench(state, true); }
+void BM_densify_csr10_f32(benchmark::State& state) { densify_bench(state, false); }
+
+constexpr int64_t kSmall = int64_t{1} << 18;  // 256 Ki elements: 1 MiB of float32 output
+constexpr int64_t kLarge = int64_t{1} << 22;  // 4 Mi elements: 16 MiB of float32 output
+
+}  // namespace
+
+// memcpy of each output size used below: 256 KiB and 4 MiB (int8 outputs), 512 KiB and
+// 8 MiB (float16 outputs), 1 MiB and 16 MiB (float32 outputs).
+BENCHMARK(BM_memcpy)->Arg(kSmall)->Arg(2 * kSmall)->Arg(4 * kSmall)->Arg(kLarge)->Arg(2 * kLarge)->Arg(4 * kLarge);
+BENCHMARK(BM_widen_float16)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_widen_bfloat16)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_widen_float8_e4m3fn)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_narrow_to_float16)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_unpack_int4)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_dequantize_int8_axis0)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_dequantize_int8_axis_last)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_densify_block1x4_f32)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_densify_csr10_f32)->Arg(kSmall)->Arg(kLarge);
+
+BENCHMARK_MAIN();

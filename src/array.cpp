@@ -1,0 +1,326 @@
+// Decoding stored tensor bytes into dense arrays: unpack, densify, widen, dequantize.
+#include "litelens/array.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "litelens/decode.h"
+
+namespace litelens {
+
+namespace {
+
+std::vector<std::int64_t> shape_of(const Tensor& t) {
+  const auto s = t.shape();
+  return {s.begin(), s.end()};
+}
+
+std::vector<std::byte> bytes_of(std::span<const std::byte> s) { return {s.begin(), s.end()}; }
+
+template <class T>
+std::span<T> typed(std::vector<std::byte>& storage) {
+  return {reinterpret_cast<T*>(storage.data()), storage.size() / sizeof(T)};
+}
+
+// The dense element sequence of a tensor, still in the stored dtype (packed types unpacked to
+// one byte each). Returns the dtype of the elements.
+Array dense_stored(const Tensor& t) {
+  const DType stored = t.dtype();
+  auto shape = shape_of(t);
+  const std::uint64_t n = t.element_count();
+  std::span<const std::byte> bytes = t.data();
+
+  DType element = stored;
+  std::vector<std::byte> unpacked;
+  bool fresh = false;
+  std::uint64_t stored_count = n;
+  std::optional<SparsitySpec> sparsity = t.sparsity();
+  if (sparsity) {
+    // The validator computed the same count at open; recompute for the element span.
+    check_sparsity(*sparsity, t.shape(), stored_count);
+  }
+  if (is_packed(stored)) {
+    element = stored == DType::uint4 ? DType::uint8 : DType::int8;
+    unpacked.resize(stored_count);
+    if (bytes.size() == stored_count && stored_count > 1 && stored != DType::int2) {
+      // Old writers stored 4-bit values one per byte (accepted with a warning at open).
+      std::memcpy(unpacked.data(), bytes.data(), stored_count);
+      if (stored == DType::int4)
+        for (auto& b : unpacked) b = static_cast<std::byte>(static_cast<std::int8_t>(static_cast<std::uint8_t>(b) << 4) >> 4);
+    } else if (stored == DType::int4) {
+      unpack_int4(bytes, typed<std::int8_t>(unpacked));
+    } else if (stored == DType::uint4) {
+      unpack_uint4(bytes, typed<std::uint8_t>(unpacked));
+    } else {
+      unpack_int2(bytes, typed<std::int8_t>(unpacked));
+    }
+    bytes = unpacked;
+    fresh = true;
+  }
+  if (sparsity) {
+    const std::size_t width = dtype_info(element).bits / 8;
+    std::vector<std::byte> dense(n * width);
+    densify(*sparsity, t.shape(), bytes, width, dense);
+    return Array::own(element, std::move(shape), std::move(dense));
+  }
+  if (fresh) return Array::own(element, std::move(shape), std::move(unpacked));
+  return Array::borrow(element, std::move(shape), bytes);
+}
+
+Array widen(const Array& a) {
+  using Widen = void (*)(std::span<const std::byte>, std::span<float>);
+  Widen fn = nullptr;
+  switch (a.dtype()) {
+    case DType::float16: fn = widen_float16; break;
+    case DType::bfloat16: fn = widen_bfloat16; break;
+    case DType::float8_e4m3fn: fn = widen_float8_e4m3fn; break;
+    case DType::float8_e5m2: fn = widen_float8_e5m2; break;
+    default: return a;
+  }
+  std::vector<std::byte> out(a.size() * sizeof(float));
+  fn(a.bytes(), typed<float>(out));
+  return Array::own(DType::float32, a.shape(), std::move(out));
+}
+
+template <class T>
+void dequantize_as(const Array& a, std::span<const std::int32_t> shape, const AffineQuant& q, std::span<float> out) {
+  std::vector<T> aligned(a.size());  // Array bytes may be unaligned (e.g. offset buffers)
+  std::memcpy(aligned.data(), a.bytes().data(), aligned.size() * sizeof(T));
+  dequantize(std::span<const T>(aligned), shape, q, out);
+}
+
+Array dequantize_affine(const Array& a, const Tensor& t, const Quantization& q) {
+  std::vector<std::int64_t> zero_points = q.zero_point;
+  // Open accepted a missing zero point list (with a warning): it reads as zeros.
+  if (zero_points.empty()) zero_points.assign(1, 0);
+  AffineQuant quant{q.scale, zero_points, q.quantized_dimension};
+  std::vector<std::byte> out(a.size() * sizeof(float));
+  auto dst = typed<float>(out);
+  const auto shape = t.shape();
+  switch (a.dtype()) {
+    case DType::int8: dequantize_as<std::int8_t>(a, shape, quant, dst); break;
+    case DType::uint8: dequantize_as<std::uint8_t>(a, shape, quant, dst); break;
+    case DType::int16: dequantize_as<std::int16_t>(a, shape, quant, dst); break;
+    case DType::int32: dequantize_as<std::int32_t>(a, shape, quant, dst); break;
+    case DType::int64: dequantize_as<std::int64_t>(a, shape, quant, dst); break;
+    default:
+      throw std::invalid_argument(fmt::format("dequantize: {} values cannot be dequantized", dtype_name(a.dtype())));
+  }
+  return Array::own(DType::float32, a.shape(), std::move(out));
+}
+
+Array dequantize_blockwise_tensor(const Model& model, const Array& a, const Tensor& t, const Quantization& q) {
+  if (t.shape().size() != 2 || (a.dtype() != DType::int8 && a.dtype() != DType::uint8))
+    throw std::invalid_argument("dequantize: blockwise quantization is supported for 2-D int4/int8 weights");
+  const Subgraph sg = model.subgraph(t.subgraph());
+  const Array scales = decode(model, sg.tensor(q.scales_tensor), DecodeMode::widened);
+  if (scales.dtype() != DType::float32)
+    throw std::invalid_argument("dequantize: blockwise scales must be a floating-point tensor");
+  std::vector<float> scale_values(scales.size());
+  std::memcpy(scale_values.data(), scales.bytes().data(), scale_values.size() * sizeof(float));
+  std::vector<std::int64_t> zero_points;
+  if (q.zero_points_tensor >= 0) {
+    const Array zp = decode(model, sg.tensor(q.zero_points_tensor), DecodeMode::stored);
+    zero_points.resize(zp.size());
+    for (std::size_t i = 0; i < zero_points.size(); ++i) {
+      switch (zp.dtype()) {
+        case DType::int8: zero_points[i] = static_cast<std::int8_t>(zp.bytes()[i]); break;
+        case DType::uint8: zero_points[i] = static_cast<std::uint8_t>(zp.bytes()[i]); break;
+        case DType::int32: {
+          std::int32_t v;
+          std::memcpy(&v, zp.bytes().data() + 4 * i, 4);
+          zero_points[i] = v;
+          break;
+        }
+        case DType::int64: std::memcpy(&zero_points[i], zp.bytes().data() + 8 * i, 8); break;
+        default: throw std::invalid_argument("dequantize: unsupported blockwise zero point dtype");
+      }
+    }
+  }
+  std::vector<std::int8_t> values(a.size());
+  std::memcpy(values.data(), a.bytes().data(), values.size());
+  std::vector<std::byte> out(a.size() * sizeof(float));
+  dequantize_blockwise(values, t.shape(), scale_values, zero_points, q.block_size, typed<float>(out));
+  return Array::own(DType::float32, a.shape(), std::move(out));
+}
+
+}  // namespace
+
+Array Array::borrow(DType dtype, std::vector<std::int64_t> shape, std::span<const std::byte> bytes) {
+  Array a;
+  a.dtype_ = dtype;
+  a.shape_ = std::move(shape);
+  a.view_ = bytes;
+  return a;
+}
+
+Array Array::own(DType dtype, std::vector<std::int64_t> shape, std::vector<std::byte> bytes) {
+  Array a;
+  a.dtype_ = dtype;
+  a.shape_ = std::move(shape);
+  a.storage_ = std::make_shared<std::vector<std::byte>>(std::move(bytes));
+  a.view_ = *a.storage_;
+  return a;
+}
+
+Array Array::reshape(std::vector<std::int64_t> shape) const {
+  Array a = *this;
+  a.shape_ = std::move(shape);
+  if (a.size() != size()) throw std::invalid_argument("Array::reshape: element count differs");
+  return a;
+}
+
+std::uint64_t Array::size() const noexcept {
+  std::uint64_t n = 1;
+  for (auto d : shape_) n *= static_cast<std::uint64_t>(d);
+  return n;
+}
+
+Array decode(const Model& model, const Tensor& tensor, DecodeMode mode) {
+  if (!tensor.is_constant())
+    throw std::invalid_argument(fmt::format("tensor {} '{}' has no data in the file", tensor.index(), tensor.name()));
+  const DType type = tensor.dtype();
+  if (!is_known(type) || dtype_info(type).bits == 0)
+    throw std::invalid_argument(fmt::format("tensor {} '{}': {} values have no numeric decoding", tensor.index(),
+                                            tensor.name(), dtype_name(type)));
+  Array values = dense_stored(tensor);
+  if (mode == DecodeMode::stored) return values;
+  values = widen(values);
+  if (mode == DecodeMode::widened || values.dtype() == DType::float32) return values;
+  const auto q = tensor.quantization();
+  if (!q) return values;
+  switch (q->scheme) {
+    case Quantization::Scheme::affine:
+      if (q->scale.empty()) return values;
+      return dequantize_affine(values, tensor, *q);
+    case Quantization::Scheme::blockwise: return dequantize_blockwise_tensor(model, values, tensor, *q);
+    default:
+      throw std::invalid_argument(fmt::format("tensor {} '{}': {} quantization cannot be dequantized", tensor.index(),
+                                              tensor.name(), scheme_name(q->scheme)));
+  }
+}
+
+namespace {
+
+// Calls f(double) for elements [0, n) of a numeric array.
+template <class F>
+void visit_numbers(const Array& a, std::uint64_t n, F&& f) {
+  const std::byte* p = a.bytes().data();
+  const auto each = [&](auto tag) {
+    using T = decltype(tag);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      T v;
+      std::memcpy(&v, p + i * sizeof(T), sizeof(T));
+      f(static_cast<double>(v));
+    }
+  };
+  switch (a.dtype()) {
+    case DType::float32: each(float{}); break;
+    case DType::float64: each(double{}); break;
+    case DType::int8: each(std::int8_t{}); break;
+    case DType::uint8:
+    case DType::bool_: each(std::uint8_t{}); break;
+    case DType::int16: each(std::int16_t{}); break;
+    case DType::uint16: each(std::uint16_t{}); break;
+    case DType::int32: each(std::int32_t{}); break;
+    case DType::uint32: each(std::uint32_t{}); break;
+    case DType::int64: each(std::int64_t{}); break;
+    case DType::uint64: each(std::uint64_t{}); break;
+    default: throw std::invalid_argument(fmt::format("statistics: {} values must be widened first", dtype_name(a.dtype())));
+  }
+}
+
+}  // namespace
+
+ArrayStats statistics(const Array& a) {
+  ArrayStats s;
+  s.count = a.size();
+  std::uint64_t zeros = 0, finite = 0;
+  double mean = 0, m2 = 0;  // Welford: stable for large arrays
+  bool first = true;
+  visit_numbers(a, s.count, [&](double v) {
+    if (std::isnan(v)) {
+      ++s.nan_count;
+      return;
+    }
+    if (v == 0) ++zeros;
+    if (first) {
+      s.min = s.max = v;
+      first = false;
+    }
+    s.min = std::min(s.min, v);
+    s.max = std::max(s.max, v);
+    ++finite;
+    const double delta = v - mean;
+    mean += delta / static_cast<double>(finite);
+    m2 += delta * (v - mean);
+  });
+  s.mean = mean;
+  s.std = finite > 0 ? std::sqrt(m2 / static_cast<double>(finite)) : 0;
+  s.zero_fraction = s.count > 0 ? static_cast<double>(zeros) / static_cast<double>(s.count) : 0;
+  return s;
+}
+
+std::vector<double> first_values(const Array& a, std::size_t n) {
+  std::vector<double> out;
+  visit_numbers(a, std::min<std::uint64_t>(n, a.size()), [&](double v) { out.push_back(v); });
+  return out;
+}
+
+Framework framework_from_name(std::string_view name) {
+  if (name == "tflite") return Framework::tflite;
+  if (name == "keras") return Framework::keras;
+  if (name == "torch") return Framework::torch;
+  throw std::invalid_argument(fmt::format("unknown layout '{}' (expected tflite, keras or torch)", name));
+}
+
+std::string_view framework_name(Framework f) noexcept {
+  switch (f) {
+    case Framework::tflite: return "tflite";
+    case Framework::keras: return "keras";
+    case Framework::torch: return "torch";
+  }
+  return "tflite";
+}
+
+Array transpose(const Array& a, std::span<const int> perm) {
+  const std::size_t rank = a.shape().size();
+  if (perm.size() != rank) throw std::invalid_argument("transpose: permutation rank differs from the array's");
+  std::vector<bool> seen(rank, false);
+  for (int p : perm) {
+    if (p < 0 || static_cast<std::size_t>(p) >= rank || seen[p])
+      throw std::invalid_argument("transpose: not a permutation");
+    seen[p] = true;
+  }
+  const std::size_t width = dtype_info(a.dtype()).bits / 8;
+  if (width == 0) throw std::invalid_argument("transpose: packed values must be unpacked first");
+  std::vector<std::int64_t> out_shape(rank);
+  for (std::size_t i = 0; i < rank; ++i) out_shape[i] = a.shape()[perm[i]];
+  std::vector<std::int64_t> in_strides(rank, 1);
+  for (std::size_t i = rank; i-- > 1;) in_strides[i - 1] = in_strides[i] * a.shape()[i];
+  std::vector<std::byte> out(a.bytes().size());
+  // Walk the output in order with an odometer over its index, tracking the input offset.
+  std::vector<std::int64_t> index(rank, 0);
+  std::int64_t src = 0;
+  const std::uint64_t n = a.size();
+  const std::byte* in = a.bytes().data();
+  for (std::uint64_t k = 0; k < n; ++k) {
+    std::memcpy(out.data() + k * width, in + static_cast<std::uint64_t>(src) * width, width);
+    for (std::size_t d = rank; d-- > 0;) {
+      const int axis = perm[d];
+      if (++index[d] < out_shape[d]) {
+        src += in_strides[axis];
+        break;
+      }
+      src -= in_strides[axis] * (out_shape[d] - 1);
+      index[d] = 0;
+    }
+  }
+  return Array::own(a.dtype(), std::move(out_shape), std::move(out));
+}
+
+}  // namespace litelens

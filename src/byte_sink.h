@@ -1,0 +1,80 @@
+// Where exporters write: a growing memory buffer or a file that appears only when complete.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace litelens::detail {
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual void write(std::span<const std::byte> bytes) = 0;
+  /// Overwrites bytes already written (headers whose CRC is known only afterwards).
+  virtual void patch(std::uint64_t offset, std::span<const std::byte> bytes) = 0;
+  virtual std::uint64_t position() const = 0;
+
+  void write(std::string_view text) { write(std::as_bytes(std::span(text.data(), text.size()))); }
+  void write_zeros(std::size_t n);
+};
+
+class MemorySink final : public ByteSink {
+ public:
+  void write(std::span<const std::byte> bytes) override;
+  using ByteSink::write;
+  void patch(std::uint64_t offset, std::span<const std::byte> bytes) override;
+  std::uint64_t position() const override { return data_.size(); }
+  std::vector<std::byte> take() { return std::move(data_); }
+
+ private:
+  std::vector<std::byte> data_;
+};
+
+/// Writes to a temporary file beside `path`; commit() syncs and renames it into place. Without
+/// commit() the temporary is removed. Failures throw Error(ErrorKind::output) naming `path`.
+class FileSink final : public ByteSink {
+ public:
+  explicit FileSink(std::filesystem::path path);
+  ~FileSink() override;
+  FileSink(const FileSink&) = delete;
+  FileSink& operator=(const FileSink&) = delete;
+
+  void write(std::span<const std::byte> bytes) override;
+  using ByteSink::write;
+  void patch(std::uint64_t offset, std::span<const std::byte> bytes) override;
+  std::uint64_t position() const override { return position_; }
+  void commit();
+
+ private:
+  [[noreturn]] void fail(const std::string& what, int err) const;
+  std::filesystem::path path_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  std::uint64_t position_ = 0;
+};
+
+/// A folder that appears only when complete: files go into a temporary sibling folder, which
+/// commit() renames to `path` (replacing an existing folder there).
+class StagedFolder {
+ public:
+  explicit StagedFolder(std::filesystem::path path);
+  ~StagedFolder();
+  StagedFolder(const StagedFolder&) = delete;
+  StagedFolder& operator=(const StagedFolder&) = delete;
+  /// Where to write: inside the temporary folder.
+  const std::filesystem::path& staging() const { return staging_; }
+  void commit();
+
+ private:
+  std::filesystem::path path_;
+  std::filesystem::path staging_;
+  bool committed_ = false;
+};
+
+}  // namespace litelens::detail

@@ -1,0 +1,669 @@
+// Exports of layer parameters: npz, npy folder, safetensors, JSON and C header, written as a
+// stream so memory stays at one array at a time, from the model's mapping where no decoding is
+// needed.
+#include "litelens/export.h"
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "byte_sink.h"
+#include "litelens/error.h"
+
+namespace litelens {
+
+using json = nlohmann::ordered_json;
+using detail::ByteSink;
+
+namespace {
+
+// ---- what each array becomes ----------------------------------------------------------------
+
+bool format_has_dtype(ExportFormat format, DType t) {
+  switch (t) {
+    case DType::bfloat16:
+    case DType::float8_e4m3fn:
+    case DType::float8_e5m2: return format == ExportFormat::safetensors;
+    case DType::float16: return format != ExportFormat::json && format != ExportFormat::c_header;
+    case DType::complex64:
+    case DType::complex128: return format == ExportFormat::npz || format == ExportFormat::npy_dir;
+    default: return true;
+  }
+}
+
+// The values exported for an item, in the requested mode, dtype the format can hold and layout.
+Array exported_values(const Model& model, const ExportItem& item, const ExportOptions& options) {
+  Array values = param_values(model, item.layer, item.param, options.mode);
+  if (!format_has_dtype(options.format, values.dtype())) {
+    // Decoding again in widened mode is cheap and keeps the kernels in one place.
+    values = param_values(model, item.layer, item.param, DecodeMode::widened);
+    if (!format_has_dtype(options.format, values.dtype()))
+      throw Error(ErrorKind::output, model.label(),
+                  fmt::format("{}: {} values cannot be written in this format", item.key, dtype_name(values.dtype())));
+  }
+  return to_layout(model, item.layer, item.param, values, options.layout);
+}
+
+// The dtype and shape an item will have, without decoding it (safetensors needs its header first).
+std::pair<DType, std::vector<std::int64_t>> exported_signature(const Model& model, const ExportItem& item,
+                                                               const ExportOptions& options) {
+  const Tensor t = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor);
+  DType type = t.dtype();
+  if (is_packed(type)) type = type == DType::uint4 ? DType::uint8 : DType::int8;
+  const auto q = t.quantization();
+  const bool floaty = type == DType::float16 || type == DType::bfloat16 || type == DType::float8_e4m3fn ||
+                      type == DType::float8_e5m2;
+  if (options.mode == DecodeMode::widened && floaty) type = DType::float32;
+  if (options.mode == DecodeMode::dequantized) {
+    const bool quantized = q && ((q->scheme == Quantization::Scheme::affine && !q->scale.empty()) ||
+                                 q->scheme == Quantization::Scheme::blockwise);
+    if (floaty || (quantized && type != DType::float32)) type = DType::float32;
+  }
+  if (!format_has_dtype(options.format, type)) type = DType::float32;
+  std::vector<std::int64_t> shape(t.shape().begin(), t.shape().end());
+  if (options.layout != Framework::tflite)
+    if (const auto c = layout_conversion(model, item.layer, item.param, options.layout)) {
+      if (!c->perm.empty()) {
+        std::vector<std::int64_t> permuted(shape.size());
+        for (std::size_t i = 0; i < shape.size(); ++i) permuted[i] = shape[c->perm[i]];
+        shape = std::move(permuted);
+      }
+      if (!c->shape.empty()) shape = c->shape;
+    }
+  return {type, shape};
+}
+
+std::uint64_t element_count(const std::vector<std::int64_t>& shape) {
+  std::uint64_t n = 1;
+  for (auto d : shape) n *= static_cast<std::uint64_t>(d);
+  return n;
+}
+
+json quantization_json(const std::optional<Quantization>& q, int axis) {
+  if (!q) return nullptr;
+  json out = {{"scheme", scheme_name(q->scheme)},
+              {"scale", q->scale},
+              {"zero_point", q->zero_point},
+              {"quantized_dimension", axis}};
+  if (q->scheme == Quantization::Scheme::blockwise || q->scheme == Quantization::Scheme::multi_axis) {
+    out["scales_tensor"] = q->scales_tensor;
+    out["zero_points_tensor"] = q->zero_points_tensor;
+    out["block_size"] = q->block_size;
+  }
+  return out;
+}
+
+json value_json(const Value& v) {
+  return std::visit(
+      [](const auto& x) -> json {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::monostate>) return nullptr;
+        else if constexpr (std::is_same_v<T, Value::List>) {
+          json out = json::array();
+          for (const auto& item : x) out.push_back(value_json(item));
+          return out;
+        } else if constexpr (std::is_same_v<T, Value::Map>) {
+          json out = json::object();
+          for (const auto& [k, item] : x) out[k] = value_json(item);
+          return out;
+        } else return x;
+      },
+      v.storage());
+}
+
+json manifest_entry(const Model& model, const ExportItem& item, const ExportOptions& options, DType dtype,
+                    const std::vector<std::int64_t>& shape) {
+  const Subgraph sg = model.subgraph(item.layer.subgraph);
+  const Tensor stored = sg.tensor(item.param.stored_tensor);
+  std::string layout = item.param.layout;
+  int axis = 0;
+  const auto q = stored.quantization();
+  if (q) axis = q->quantized_dimension;
+  if (const auto c = layout_conversion(model, item.layer, item.param, options.layout)) {
+    layout = c->label;
+    axis = converted_axis(*c, axis);
+  }
+  return {{"subgraph", item.layer.subgraph},
+          {"layer", item.layer.index},
+          {"layer_key", item.layer.key()},
+          {"layer_name", item.layer.name},
+          {"op", item.layer.op},
+          {"role", item.param.role},
+          {"tensor", item.param.tensor},
+          {"stored_tensor", item.param.stored_tensor},
+          {"name", stored.name()},
+          {"via", item.param.via},
+          {"stored_dtype", dtype_name(stored.dtype())},
+          {"dtype", dtype_name(dtype)},
+          {"shape", shape},
+          {"layout", layout.empty() ? json(nullptr) : json(layout)},
+          {"values", options.mode == DecodeMode::dequantized ? "dequantized" : "stored"},
+          {"quantization", quantization_json(q, axis)},
+          {"options", value_json(item.layer.options)}};
+}
+
+json manifest(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options) {
+  json arrays = json::object();
+  for (const auto& item : items) {
+    const auto [dtype, shape] = exported_signature(model, item, options);
+    arrays[item.key] = manifest_entry(model, item, options, dtype, shape);
+  }
+  return {{"format", "litelens-export-1"},
+          {"model", model.label()},
+          {"layout", framework_name(options.layout)},
+          {"arrays", std::move(arrays)}};
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// ---- progress -------------------------------------------------------------------------------
+
+struct Progress {
+  const ExportOptions& options;
+  std::uint64_t total = 0;
+  std::uint64_t done = 0;
+  void add(std::uint64_t n) {
+    done += n;
+    if (options.progress) options.progress(done, total);
+  }
+};
+
+std::uint64_t total_bytes(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options) {
+  std::uint64_t total = 0;
+  for (const auto& item : items) {
+    const auto [dtype, shape] = exported_signature(model, item, options);
+    total += element_count(shape) * (dtype_info(dtype).bits / 8);
+  }
+  return total;
+}
+
+// ---- npy ------------------------------------------------------------------------------------
+
+std::string npy_header(const Array& a) {
+  std::string descr(dtype_info(a.dtype()).numpy);
+  std::string shape = "(";
+  for (auto d : a.shape()) shape += std::to_string(d) + ",";
+  if (a.shape().size() > 1) shape.pop_back();
+  shape += ")";
+  std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
+  // Version 1.0: magic, version, u16 header length; pad with spaces so data starts on 64 bytes.
+  const std::size_t prefix = 10;
+  std::size_t total = prefix + dict.size() + 1;
+  total = (total + 63) / 64 * 64;
+  dict.append(total - prefix - dict.size() - 1, ' ');
+  dict.push_back('\n');
+  std::string out = "\x93NUMPY";
+  out.push_back('\x01');
+  out.push_back('\x00');
+  out.push_back(static_cast<char>(dict.size() & 0xff));
+  out.push_back(static_cast<char>(dict.size() >> 8));
+  return out + dict;
+}
+
+// ---- a streaming ZIP writer (stored entries, ZIP64 where sizes or offsets need it) ------------
+
+template <class T>
+void put(std::string& s, T v) {
+  for (std::size_t i = 0; i < sizeof(T); ++i) s.push_back(static_cast<char>((static_cast<std::uint64_t>(v) >> (8 * i)) & 0xff));
+}
+
+class ZipWriter {
+ public:
+  explicit ZipWriter(ByteSink& sink) : sink_(sink) {}
+
+  // Writes one stored entry whose content is `parts` concatenated.
+  void add(const std::string& name, std::initializer_list<std::span<const std::byte>> parts) {
+    std::uint64_t size = 0;
+    for (auto p : parts) size += p.size();
+    Entry e{name, sink_.position(), size, 0};
+    const bool zip64 = size >= 0xffffffffULL;
+    std::string header;
+    put<std::uint32_t>(header, 0x04034b50);
+    put<std::uint16_t>(header, zip64 ? 45 : 20);  // version needed
+    put<std::uint16_t>(header, 0x0800);           // UTF-8 names
+    put<std::uint16_t>(header, 0);                // stored
+    put<std::uint16_t>(header, 0);                // time
+    put<std::uint16_t>(header, 0x21);             // date 1980-01-01
+    const std::size_t crc_at = header.size();
+    put<std::uint32_t>(header, 0);                // CRC, patched below
+    put<std::uint32_t>(header, zip64 ? 0xffffffffU : static_cast<std::uint32_t>(size));
+    put<std::uint32_t>(header, zip64 ? 0xffffffffU : static_cast<std::uint32_t>(size));
+    put<std::uint16_t>(header, static_cast<std::uint16_t>(name.size()));
+    put<std::uint16_t>(header, zip64 ? 20 : 0);
+    header += name;
+    if (zip64) {
+      put<std::uint16_t>(header, 0x0001);
+      put<std::uint16_t>(header, 16);
+      put<std::uint64_t>(header, size);
+      put<std::uint64_t>(header, size);
+    }
+    sink_.write(header);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (auto p : parts) {
+      // zlib takes 32-bit lengths; feed large spans in chunks.
+      for (std::size_t off = 0; off < p.size(); off += (std::size_t{1} << 30)) {
+        const std::size_t n = std::min<std::size_t>(p.size() - off, std::size_t{1} << 30);
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(p.data() + off), static_cast<uInt>(n));
+      }
+      sink_.write(p);
+    }
+    e.crc = static_cast<std::uint32_t>(crc);
+    std::string crc_bytes;
+    put<std::uint32_t>(crc_bytes, e.crc);
+    sink_.patch(e.offset + crc_at, std::as_bytes(std::span(crc_bytes.data(), crc_bytes.size())));
+    entries_.push_back(std::move(e));
+  }
+
+  void finish() {
+    const std::uint64_t cd_start = sink_.position();
+    for (const auto& e : entries_) {
+      const bool big_size = e.size >= 0xffffffffULL;
+      const bool big_offset = e.offset >= 0xffffffffULL;
+      std::string extra;
+      if (big_size || big_offset) {
+        std::string fields;
+        if (big_size) {
+          put<std::uint64_t>(fields, e.size);
+          put<std::uint64_t>(fields, e.size);
+        }
+        if (big_offset) put<std::uint64_t>(fields, e.offset);
+        put<std::uint16_t>(extra, 0x0001);
+        put<std::uint16_t>(extra, static_cast<std::uint16_t>(fields.size()));
+        extra += fields;
+      }
+      std::string h;
+      put<std::uint32_t>(h, 0x02014b50);
+      put<std::uint16_t>(h, 45);  // made by
+      put<std::uint16_t>(h, extra.empty() ? 20 : 45);
+      put<std::uint16_t>(h, 0x0800);
+      put<std::uint16_t>(h, 0);
+      put<std::uint16_t>(h, 0);
+      put<std::uint16_t>(h, 0x21);
+      put<std::uint32_t>(h, e.crc);
+      put<std::uint32_t>(h, big_size ? 0xffffffffU : static_cast<std::uint32_t>(e.size));
+      put<std::uint32_t>(h, big_size ? 0xffffffffU : static_cast<std::uint32_t>(e.size));
+      put<std::uint16_t>(h, static_cast<std::uint16_t>(e.name.size()));
+      put<std::uint16_t>(h, static_cast<std::uint16_t>(extra.size()));
+      put<std::uint16_t>(h, 0);  // comment
+      put<std::uint16_t>(h, 0);  // disk
+      put<std::uint16_t>(h, 0);  // internal attributes
+      put<std::uint32_t>(h, 0);  // external attributes
+      put<std::uint32_t>(h, big_offset ? 0xffffffffU : static_cast<std::uint32_t>(e.offset));
+      h += e.name;
+      h += extra;
+      sink_.write(h);
+    }
+    const std::uint64_t cd_end = sink_.position();
+    const std::uint64_t cd_size = cd_end - cd_start;
+    const bool zip64 = entries_.size() >= 0xffff || cd_start >= 0xffffffffULL || cd_size >= 0xffffffffULL;
+    std::string tail;
+    if (zip64) {
+      put<std::uint32_t>(tail, 0x06064b50);
+      put<std::uint64_t>(tail, 44);
+      put<std::uint16_t>(tail, 45);
+      put<std::uint16_t>(tail, 45);
+      put<std::uint32_t>(tail, 0);
+      put<std::uint32_t>(tail, 0);
+      put<std::uint64_t>(tail, entries_.size());
+      put<std::uint64_t>(tail, entries_.size());
+      put<std::uint64_t>(tail, cd_size);
+      put<std::uint64_t>(tail, cd_start);
+      put<std::uint32_t>(tail, 0x07064b50);
+      put<std::uint32_t>(tail, 0);
+      put<std::uint64_t>(tail, cd_end);
+      put<std::uint32_t>(tail, 1);
+    }
+    put<std::uint32_t>(tail, 0x06054b50);
+    put<std::uint16_t>(tail, 0);
+    put<std::uint16_t>(tail, 0);
+    put<std::uint16_t>(tail, static_cast<std::uint16_t>(std::min<std::size_t>(entries_.size(), 0xffff)));
+    put<std::uint16_t>(tail, static_cast<std::uint16_t>(std::min<std::size_t>(entries_.size(), 0xffff)));
+    put<std::uint32_t>(tail, static_cast<std::uint32_t>(std::min<std::uint64_t>(cd_size, 0xffffffffULL)));
+    put<std::uint32_t>(tail, static_cast<std::uint32_t>(std::min<std::uint64_t>(cd_start, 0xffffffffULL)));
+    put<std::uint16_t>(tail, 0);
+    sink_.write(tail);
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    std::uint64_t offset;
+    std::uint64_t size;
+    std::uint32_t crc;
+  };
+  ByteSink& sink_;
+  std::vector<Entry> entries_;
+};
+
+std::span<const std::byte> text_bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+ExportReport write_npz(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
+                       ByteSink& sink) {
+  ExportReport report;
+  Progress progress{options, total_bytes(model, items, options)};
+  ZipWriter zip(sink);
+  for (const auto& item : items) {
+    const Array a = exported_values(model, item, options);
+    const std::string header = npy_header(a);
+    zip.add(item.key + ".npy", {text_bytes(header), a.bytes()});
+    ++report.arrays;
+    report.bytes += a.bytes().size();
+    progress.add(a.bytes().size());
+  }
+  const std::string m = dump(manifest(model, items, options));
+  zip.add("manifest.json", {text_bytes(m)});
+  zip.finish();
+  return report;
+}
+
+// ---- safetensors ----------------------------------------------------------------------------
+
+std::string_view safetensors_dtype(DType t) {
+  switch (t) {
+    case DType::float64: return "F64";
+    case DType::float32: return "F32";
+    case DType::float16: return "F16";
+    case DType::bfloat16: return "BF16";
+    case DType::float8_e4m3fn: return "F8_E4M3";
+    case DType::float8_e5m2: return "F8_E5M2";
+    case DType::int64: return "I64";
+    case DType::int32: return "I32";
+    case DType::int16: return "I16";
+    case DType::int8: return "I8";
+    case DType::uint64: return "U64";
+    case DType::uint32: return "U32";
+    case DType::uint16: return "U16";
+    case DType::uint8: return "U8";
+    case DType::bool_: return "BOOL";
+    default: return "";
+  }
+}
+
+ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>& items,
+                               const ExportOptions& options, ByteSink& sink) {
+  json header = json::object();
+  header["__metadata__"] = {{"format", "pt"}, {"manifest", dump(manifest(model, items, options))}};
+  std::uint64_t offset = 0;
+  for (const auto& item : items) {
+    const auto [dtype, shape] = exported_signature(model, item, options);
+    const auto name = safetensors_dtype(dtype);
+    if (name.empty())
+      throw Error(ErrorKind::output, model.label(),
+                  fmt::format("{}: {} values cannot be written to safetensors", item.key, dtype_name(dtype)));
+    const std::uint64_t size = element_count(shape) * (dtype_info(dtype).bits / 8);
+    header[item.key] = {{"dtype", name}, {"shape", shape}, {"data_offsets", {offset, offset + size}}};
+    offset += size;
+  }
+  std::string text = dump(header);
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
+  std::string prefix;
+  put<std::uint64_t>(prefix, text.size());
+  sink.write(prefix);
+  sink.write(text);
+  ExportReport report;
+  Progress progress{options, offset};
+  for (const auto& item : items) {
+    const Array a = exported_values(model, item, options);
+    sink.write(a.bytes());
+    ++report.arrays;
+    report.bytes += a.bytes().size();
+    progress.add(a.bytes().size());
+  }
+  if (report.bytes != offset)
+    throw std::logic_error("safetensors export: array sizes differ from the header");  // our bug, not the file's
+  return report;
+}
+
+// ---- JSON and C header: values as text ----------------------------------------------------------
+
+template <class F>
+void for_each_number(const Array& a, F&& f) {
+  const auto* p = a.bytes().data();
+  const std::uint64_t n = a.size();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    switch (a.dtype()) {
+#define LITELENS_CASE(dt, T)                       \
+  case dt: {                                       \
+    T v;                                           \
+    std::memcpy(&v, p + i * sizeof(T), sizeof(T)); \
+    f(v);                                          \
+    break;                                         \
+  }
+      LITELENS_CASE(DType::float32, float)
+      LITELENS_CASE(DType::float64, double)
+      LITELENS_CASE(DType::int8, std::int8_t)
+      LITELENS_CASE(DType::uint8, std::uint8_t)
+      LITELENS_CASE(DType::bool_, std::uint8_t)
+      LITELENS_CASE(DType::int16, std::int16_t)
+      LITELENS_CASE(DType::uint16, std::uint16_t)
+      LITELENS_CASE(DType::int32, std::int32_t)
+      LITELENS_CASE(DType::uint32, std::uint32_t)
+      LITELENS_CASE(DType::int64, std::int64_t)
+      LITELENS_CASE(DType::uint64, std::uint64_t)
+#undef LITELENS_CASE
+      default: throw std::invalid_argument("no text form for this dtype");
+    }
+  }
+}
+
+json nested_values(const Array& a) {
+  json flat = json::array();
+  for_each_number(a, [&](auto v) { flat.push_back(v); });
+  // Fold the flat list into nested lists, innermost dimension first.
+  json cur = std::move(flat);
+  for (std::size_t d = a.shape().size(); d-- > 1;) {
+    const auto len = static_cast<std::size_t>(a.shape()[d]);
+    json next = json::array();
+    for (std::size_t i = 0; i < cur.size(); i += len) {
+      json row = json::array();
+      for (std::size_t j = 0; j < len; ++j) row.push_back(std::move(cur[i + j]));
+      next.push_back(std::move(row));
+    }
+    cur = std::move(next);
+  }
+  if (a.shape().empty() && cur.size() == 1) return cur[0];
+  return cur;
+}
+
+ExportReport write_json(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
+                        ByteSink& sink) {
+  json doc = manifest(model, items, options);
+  ExportReport report;
+  for (const auto& item : items) {
+    const Array a = exported_values(model, item, options);
+    doc["arrays"][item.key]["values"] = nested_values(a);
+    ++report.arrays;
+    report.bytes += a.bytes().size();
+  }
+  sink.write(doc.dump(1, ' ', false, json::error_handler_t::replace));
+  sink.write(std::string_view("\n"));
+  return report;
+}
+
+std::string c_identifier(const std::string& key) {
+  std::string out;
+  for (char c : key) out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_');
+  if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out.insert(0, "t_");
+  return out;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string_view c_type(DType t) {
+  switch (t) {
+    case DType::float32: return "float";
+    case DType::float64: return "double";
+    case DType::int8: return "int8_t";
+    case DType::uint8: return "uint8_t";
+    case DType::bool_: return "uint8_t";
+    case DType::int16: return "int16_t";
+    case DType::uint16: return "uint16_t";
+    case DType::int32: return "int32_t";
+    case DType::uint32: return "uint32_t";
+    case DType::int64: return "int64_t";
+    case DType::uint64: return "uint64_t";
+    default: return "";
+  }
+}
+
+template <class T>
+std::string c_literal(T v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(v)) return "NAN";
+    if (std::isinf(v)) return v > 0 ? "INFINITY" : "-INFINITY";
+    // Enough digits to round-trip, always with a '.' or exponent so the suffix is legal C.
+    std::string text = std::is_same_v<T, float> ? fmt::format("{:.9g}", v) : fmt::format("{:.17g}", v);
+    if (text.find_first_of(".e") == std::string::npos) text += ".0";
+    return std::is_same_v<T, float> ? text + "f" : text;
+  } else if constexpr (std::is_same_v<T, std::int64_t>) {
+    if (v == std::numeric_limits<std::int64_t>::min()) return "(-9223372036854775807LL - 1)";
+    return fmt::format("{}LL", v);
+  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+    return fmt::format("{}ULL", v);
+  } else if constexpr (std::is_same_v<T, std::int32_t>) {
+    if (v == std::numeric_limits<std::int32_t>::min()) return "(-2147483647 - 1)";
+    return std::to_string(v);
+  } else if constexpr (std::is_same_v<T, std::uint32_t>) {
+    return fmt::format("{}U", v);
+  } else {
+    return std::to_string(static_cast<int>(v));
+  }
+}
+
+ExportReport write_c_header(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
+                            ByteSink& sink) {
+  sink.write(std::string_view(
+      "/* Generated by litelens extract. Each array: <NAME>[<NAME>_SIZE], row-major, with\n"
+      " * <NAME>_RANK and <NAME>_DIM<i> macros; float values printed with 9 significant digits\n"
+      " * round-trip exactly. */\n"
+      "#ifndef LITELENS_EXPORT_H\n#define LITELENS_EXPORT_H\n\n#include <math.h>\n#include <stdint.h>\n\n"
+      "#if defined(_MSC_VER)\n#define LITELENS_ALIGNED(n) __declspec(align(n))\n#else\n"
+      "#define LITELENS_ALIGNED(n) __attribute__((aligned(n)))\n#endif\n\n"));
+  ExportReport report;
+  for (const auto& item : items) {
+    const Array a = exported_values(model, item, options);
+    const std::string id = c_identifier(item.key);
+    const std::string macro = upper(id);
+    const auto type = c_type(a.dtype());
+    if (type.empty())
+      throw Error(ErrorKind::output, model.label(),
+                  fmt::format("{}: {} values cannot be written to a C header", item.key, dtype_name(a.dtype())));
+    std::string text = fmt::format("/* {} ({}), {} {} */\n", item.key, item.layer.name, dtype_name(a.dtype()),
+                                   item.param.layout.empty() ? "" : "layout " + item.param.layout);
+    text += fmt::format("#define {}_RANK {}\n", macro, a.shape().size());
+    for (std::size_t d = 0; d < a.shape().size(); ++d) text += fmt::format("#define {}_DIM{} {}\n", macro, d, a.shape()[d]);
+    text += fmt::format("#define {}_SIZE {}\n", macro, a.size());
+    text += fmt::format("static const {} {}[{}] LITELENS_ALIGNED(16) = {{", type, id, std::max<std::uint64_t>(a.size(), 1));
+    sink.write(text);
+    std::string line;
+    std::uint64_t i = 0;
+    for_each_number(a, [&](auto v) {
+      if (i++ % 8 == 0) line += "\n  ";
+      line += c_literal(v);
+      line += ", ";
+      if (line.size() > 1 << 16) {
+        sink.write(line);
+        line.clear();
+      }
+    });
+    if (a.size() == 0) line += "0";
+    line += "\n};\n\n";
+    sink.write(line);
+    ++report.arrays;
+    report.bytes += a.bytes().size();
+  }
+  sink.write(std::string_view("#endif /* LITELENS_EXPORT_H */\n"));
+  return report;
+}
+
+ExportReport write_to(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
+                      ByteSink& sink) {
+  switch (options.format) {
+    case ExportFormat::npz: return write_npz(model, items, options, sink);
+    case ExportFormat::safetensors: return write_safetensors(model, items, options, sink);
+    case ExportFormat::json: return write_json(model, items, options, sink);
+    case ExportFormat::c_header: return write_c_header(model, items, options, sink);
+    case ExportFormat::npy_dir: break;
+  }
+  throw std::invalid_argument("export: a folder of .npy files cannot be written to memory");
+}
+
+}  // namespace
+
+ExportFormat export_format_from_name(std::string_view name) {
+  if (name == "npz") return ExportFormat::npz;
+  if (name == "npy") return ExportFormat::npy_dir;
+  if (name == "safetensors") return ExportFormat::safetensors;
+  if (name == "json") return ExportFormat::json;
+  if (name == "c" || name == "h") return ExportFormat::c_header;
+  throw std::invalid_argument(fmt::format("unknown export format '{}' (npz, npy, safetensors, json, c)", name));
+}
+
+ExportFormat export_format_for_path(const std::filesystem::path& path) {
+  const auto ext = path.extension().string();
+  if (ext == ".npz") return ExportFormat::npz;
+  if (ext == ".safetensors") return ExportFormat::safetensors;
+  if (ext == ".json") return ExportFormat::json;
+  if (ext == ".h" || ext == ".hpp") return ExportFormat::c_header;
+  if (ext.empty()) return ExportFormat::npy_dir;
+  return ExportFormat::npz;
+}
+
+std::vector<ExportItem> export_items(const std::vector<Layer>& layers, bool keep_conversion_ops) {
+  std::vector<ExportItem> items;
+  for (const auto& layer : layers) {
+    if (!keep_conversion_ops && (layer.op == "DEQUANTIZE" || layer.op == "DENSIFY")) continue;
+    for (const auto& p : layer.params) {
+      if (p.is_runtime()) continue;
+      items.push_back({layer.key() + "/" + p.role, layer, p});
+    }
+  }
+  return items;
+}
+
+ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& items, const std::filesystem::path& path,
+                           const ExportOptions& options) {
+  if (options.format != ExportFormat::npy_dir) {
+    detail::FileSink sink(path);
+    const ExportReport report = write_to(model, items, options, sink);
+    sink.commit();
+    return report;
+  }
+  detail::StagedFolder folder(path);
+  ExportReport report;
+  Progress progress{options, total_bytes(model, items, options)};
+  for (const auto& item : items) {
+    const Array a = exported_values(model, item, options);
+    const auto file = folder.staging() / (item.key + ".npy");
+    std::filesystem::create_directories(file.parent_path());
+    detail::FileSink sink(file);
+    sink.write(npy_header(a));
+    sink.write(a.bytes());
+    sink.commit();
+    ++report.arrays;
+    report.bytes += a.bytes().size();
+    progress.add(a.bytes().size());
+  }
+  detail::FileSink manifest_file(folder.staging() / "manifest.json");
+  manifest_file.write(dump(manifest(model, items, options)));
+  manifest_file.commit();
+  folder.commit();
+  return report;
+}
+
+std::vector<std::byte> export_to_memory(const Model& model, const std::vector<ExportItem>& items,
+                                        const ExportOptions& options) {
+  detail::MemorySink sink;
+  write_to(model, items, options, sink);
+  return sink.take();
+}
+
+}  // namespace litelens

@@ -1,0 +1,180 @@
+"""Metadata entries and associated files through the litelens CLI, checked against independent
+readers and writers: the PyPI `tflite` package for the metadata buffers of the real models, and
+Python's own `zipfile` for archives appended to real models (append mode is exactly how TFLite
+Support's populator attaches associated files).
+
+Setup:  scripts/fetch-models.sh   (fills ${LITELENS_CACHE:-~/.cache/litelens}/models)
+        pip install tflite pytest
+Env:    LITELENS_CACHE  model cache root (models/ below it)
+        LITELENS_CLI    litelens binary (default: <repo>/build/tools/litelens/litelens)
+
+An empty model directory is a failure, not a skip.
+"""
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
+MODEL_DIR = os.path.join(CACHE, "models")
+MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
+CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens", "litelens")
+if not os.path.isabs(CLI):
+    CLI = os.path.join(REPO, CLI)
+if os.path.isdir(CLI):
+    CLI = os.path.join(CLI, "litelens")
+
+# The three smallest models carry the appended-archive checks (the archive code does not care
+# what the model holds).
+SMALL = sorted(MODELS, key=os.path.getsize)[:3]
+
+LABELS = b"sparrow\nrobin\nwren\nfinch\nowl\n"
+VOCAB = ("\n".join(f"token{i}" for i in range(2000)) + "\n").encode()
+
+
+def _ids(paths):
+    return [os.path.basename(p)[: -len(".tflite")] for p in paths]
+
+
+def _cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    if not os.path.isfile(CLI):
+        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
+    p = subprocess.run([CLI, *args], capture_output=True, timeout=300)
+    if ok and p.returncode != 0:
+        pytest.fail(f"`litelens {' '.join(args)}` exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
+    return p
+
+
+def _json(*args: str) -> dict:
+    return json.loads(_cli(*args).stdout)
+
+
+def _metadata_entries(path: str) -> dict[str, bytes]:
+    """name -> bytes of each Model.metadata entry, read with the `tflite` package."""
+    import tflite
+
+    data = open(path, "rb").read()
+    model = tflite.Model.GetRootAsModel(data, 0)
+    out = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buf = model.Buffers(entry.Buffer())
+        if buf.DataLength():
+            raw = buf.DataAsNumpy().tobytes()
+        elif buf.Offset() > 1:
+            raw = data[buf.Offset(): buf.Offset() + buf.Size()]
+        else:
+            raw = b""
+        out.setdefault(entry.Name().decode(), raw)
+    return out
+
+
+def test_model_cache_not_empty():
+    assert MODELS, f"no .tflite models in {MODEL_DIR}: run scripts/fetch-models.sh (or set LITELENS_CACHE)"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=_ids(MODELS))
+def test_real_model_metadata_matches_tflite_package(model):
+    entries = _metadata_entries(model)
+    meta = _json("info", model, "--json")["model_metadata"]
+    assert meta["errors"] == []
+    if "min_runtime_version" in entries:
+        raw = entries["min_runtime_version"]
+        assert meta["min_runtime_version"] == raw.split(b"\0", 1)[0].decode()
+        assert meta["min_runtime_version_terminated"] == (b"\0" in raw)
+    else:
+        assert meta["min_runtime_version"] is None
+    if "reduced_precision_support" in entries:
+        assert meta["reduced_precision_support"] == entries["reduced_precision_support"].rstrip(b"\0").decode()
+    else:
+        assert meta["reduced_precision_support"] is None
+    assert (meta["tflite_metadata"] is not None) == ("TFLITE_METADATA" in entries)
+    assert (meta["conversion_metadata"] is not None) == ("CONVERSION_METADATA" in entries)
+    # Python's zipfile is the oracle for "is there an archive at all".
+    assert meta["associated_files"] == [] or zipfile.is_zipfile(model)
+    if not zipfile.is_zipfile(model):
+        assert _json("files", model, "--json")["associated_files"] == []
+
+
+def _append(path: str, members: list[tuple[str, bytes, int]], force_zip64: bool = False) -> None:
+    """Appends an archive the way TFLite Support's populator does: zipfile in append mode."""
+    with zipfile.ZipFile(path, "a") as z:
+        for name, data, method in members:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
+            info.compress_type = method
+            with z.open(info, "w", force_zip64=force_zip64) as f:
+                f.write(data)
+
+
+def _check_against_zipfile(path: str, tmp_path) -> None:
+    with zipfile.ZipFile(path) as z:
+        expected = {i.filename: (i.file_size, i.compress_size, i.CRC, i.compress_type) for i in z.infolist()}
+        contents = {i.filename: z.read(i) for i in z.infolist()}
+    listed = _json("files", path, "--json")["associated_files"]
+    got = {f["name"]: (f["size"], f["compressed_size"], int(f["crc32"], 16),
+                       {"stored": zipfile.ZIP_STORED, "deflate": zipfile.ZIP_DEFLATED}[f["compression"]])
+           for f in listed}
+    assert got == expected
+    out = tmp_path / "extracted"
+    _cli("files", path, "--extract", str(out))
+    for name, data in contents.items():
+        assert (out / name).read_bytes() == data, name
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(contents)
+
+
+@pytest.mark.parametrize("model", SMALL, ids=_ids(SMALL))
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflate"])
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip32", "zip64"])
+def test_zipfile_appended_archive(model, method, zip64, tmp_path):
+    path = str(tmp_path / os.path.basename(model))
+    shutil.copyfile(model, path)
+    _append(path, [("labels.txt", LABELS, method), ("vocab/words.txt", VOCAB, method)], force_zip64=zip64)
+    before = _json("info", model, "--json")
+    after = _json("info", path, "--json")
+    # The model part is untouched; the archive is seen after it.
+    assert after["flatbuffer_size"] == before["flatbuffer_size"]
+    assert after["file_size"] > before["file_size"]
+    assert after["tensors"] == before["tensors"]
+    assert [f["name"] for f in after["model_metadata"]["associated_files"]] == ["labels.txt", "vocab/words.txt"]
+    _check_against_zipfile(path, tmp_path)
+
+
+@pytest.mark.parametrize("model", SMALL[:1], ids=_ids(SMALL[:1]))
+def test_concatenated_archive_with_relative_offsets(model, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("labels.txt", LABELS)
+        z.writestr("notes/readme.md", b"# notes\n", compress_type=zipfile.ZIP_DEFLATED)
+    path = tmp_path / "concatenated.tflite"
+    path.write_bytes(open(model, "rb").read() + buf.getvalue())
+    _check_against_zipfile(str(path), tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/abs/escape.txt", "dir\\..\\escape.txt"])
+def test_hostile_names_are_refused(name, tmp_path):
+    assert SMALL, "no models"
+    path = str(tmp_path / "hostile.tflite")
+    shutil.copyfile(SMALL[0], path)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr(zipfile.ZipInfo("fine.txt"), b"fine")
+        info = zipfile.ZipInfo("placeholder")
+        info.filename = name  # bypass zipfile's own clean-up of the name
+        z.writestr(info, b"escape")
+    out = tmp_path / "out" / "inner"
+    p = _cli("files", path, "--extract", str(out), ok=False)
+    assert p.returncode == 1
+    assert b"[invalid_metadata]" in p.stderr
+    assert b"unsafe name" in p.stderr
+    assert not any((tmp_path / "out").rglob("*escape*")) and not (out / "fine.txt").exists()
+    info = _cli("info", path)
+    assert info.returncode == 0 and b"warning" in info.stderr
