@@ -260,7 +260,8 @@ class Validator {
     if (t->buffer() >= m_.buffers.size())
       fail(ErrorKind::index_out_of_range,
            fmt::format("{} names buffer {}, but there are {} buffers", where(), t->buffer(), m_.buffers.size()), at);
-    rec.data = m_.buffers[t->buffer()];
+    // Buffer 0 is the no-data sentinel, even in files that put bytes there.
+    if (t->buffer() != 0) rec.data = m_.buffers[t->buffer()];
     const bool has_data = rec.data.present;
 
     const auto type = static_cast<DType>(t->type());

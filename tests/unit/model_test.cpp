@@ -1,0 +1,317 @@
+// The reader on models built in the test: every part of the typed read API.
+#include <flatbuffers/flexbuffers.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "litelens/model.h"
+#include "litelens/summary.h"
+#include "model_builder.h"
+
+namespace litelens {
+namespace {
+
+using testing::conv_model;
+using testing::ModelBuilder;
+using testing::to_bytes;
+
+std::vector<float> floats(std::span<const std::byte> bytes) {
+  std::vector<float> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+TEST(model_test, reads_tensors_of_a_conv_model) {
+  const auto bytes = conv_model().finish();
+  const Model m = Model::from_bytes(bytes, "conv.tflite");
+  EXPECT_EQ(m.label(), "conv.tflite");
+  EXPECT_EQ(m.version(), 3u);
+  EXPECT_EQ(m.description(), "litelens test model");
+  EXPECT_EQ(m.file_size(), bytes.size());
+  EXPECT_EQ(m.flatbuffer_size(), bytes.size());
+  ASSERT_EQ(m.subgraph_count(), 1u);
+  const Subgraph sg = m.subgraph(0);
+  EXPECT_EQ(sg.name(), "main");
+  EXPECT_EQ(std::vector<int>(sg.inputs().begin(), sg.inputs().end()), std::vector<int>{0});
+  ASSERT_EQ(sg.tensor_count(), 4u);
+
+  const Tensor input = sg.tensor(0);
+  EXPECT_EQ(input.name(), "input");
+  EXPECT_FALSE(input.is_constant());
+  EXPECT_TRUE(input.data().empty());
+  EXPECT_FALSE(input.data_offset());
+
+  const Tensor filter = sg.tensor(1);
+  EXPECT_EQ(filter.dtype(), DType::float32);
+  EXPECT_EQ(std::vector<int>(filter.shape().begin(), filter.shape().end()), (std::vector<int>{4, 3, 3, 3}));
+  EXPECT_EQ(filter.element_count(), 108u);
+  ASSERT_TRUE(filter.is_constant());
+  ASSERT_EQ(filter.data().size(), 108u * 4);
+  // Zero-copy: the span points into the model's bytes at data_offset, 16-byte aligned.
+  EXPECT_EQ(filter.data().data(), m.bytes().data() + *filter.data_offset());
+  EXPECT_EQ(*filter.data_offset() % 16, 0u);
+  const auto values = filter.data_as<float>();
+  EXPECT_EQ(values[0], -10.0f);
+  EXPECT_EQ(values[107], 107 * 0.5f - 10.0f);
+  EXPECT_THROW(filter.data_as<std::int8_t>(), std::invalid_argument);
+  EXPECT_FALSE(filter.quantization());
+  EXPECT_FALSE(filter.sparsity());
+  EXPECT_THROW(sg.tensor(4), std::out_of_range);
+  EXPECT_THROW(sg.tensor(-1), std::out_of_range);
+}
+
+TEST(model_test, decodes_builtin_options_with_names_and_defaults) {
+  const Model m = Model::from_bytes(conv_model().finish());
+  const Operator op = m.subgraph(0).op(0);
+  EXPECT_EQ(op.op_name(), "CONV_2D");
+  EXPECT_EQ(op.opcode(), 3);
+  EXPECT_EQ(op.version(), 1);
+  EXPECT_FALSE(op.is_custom());
+  EXPECT_EQ(op.options_type(), "Conv2DOptions");
+  const Value options = op.options();
+  ASSERT_TRUE(options.is_map());
+  EXPECT_EQ(options.find("padding")->as_string(), "VALID");
+  EXPECT_EQ(options.find("fused_activation_function")->as_string(), "RELU6");
+  EXPECT_EQ(options.find("stride_w")->as_int(), 2);
+  // Absent from the file, present with the schema default.
+  EXPECT_EQ(options.find("dilation_w_factor")->as_int(), 1);
+  EXPECT_EQ(options.find("quantized_bias_type")->as_string(), "FLOAT32");
+  // Declaration order is kept.
+  EXPECT_EQ(options.as_map().front().first, "padding");
+}
+
+TEST(model_test, open_maps_a_file_and_names_it_in_errors) {
+  const auto path = testing::write_temp_file("model_test_conv.tflite", conv_model().finish());
+  const Model m = Model::open(path);
+  EXPECT_EQ(m.label(), path);
+  EXPECT_EQ(m.subgraph(0).tensor(2).data_as<float>()[3], 4.0f);
+
+  const auto missing = std::filesystem::temp_directory_path() / "litelens-tests" / "does-not-exist.tflite";
+  try {
+    (void)Model::open(missing);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::io);
+    EXPECT_EQ(e.label(), missing.string());
+    EXPECT_NE(std::string(e.what()).find("does-not-exist.tflite"), std::string::npos);
+  }
+  const auto result = Model::try_open(missing);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().kind(), ErrorKind::io);
+}
+
+TEST(model_test, try_from_bytes_reports_instead_of_throwing) {
+  auto bytes = conv_model().finish();
+  bytes[5] = std::byte{'X'};  // identifier
+  const auto result = Model::try_from_bytes(bytes, "bad.tflite");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().kind(), ErrorKind::bad_identifier);
+  EXPECT_EQ(result.error().offset(), 4u);
+  EXPECT_EQ(result.error().label(), "bad.tflite");
+}
+
+TEST(model_test, views_stay_valid_when_the_model_moves) {
+  Model m = Model::from_bytes(conv_model().finish());
+  const Tensor filter = m.subgraph(0).tensor(1);
+  Model moved = std::move(m);
+  EXPECT_EQ(filter.name(), "conv/filter");
+  EXPECT_EQ(filter.data_as<float>()[0], -10.0f);
+}
+
+TEST(model_test, reads_buffers_stored_after_the_flatbuffer) {
+  ModelBuilder b = conv_model();
+  b.store_outside(static_cast<int>(b.tensor(0, 1).buffer));
+  b.store_outside(static_cast<int>(b.tensor(0, 2).buffer));
+  const auto bytes = b.finish();
+  const Model m = Model::from_bytes(bytes);
+  EXPECT_LT(m.flatbuffer_size(), m.file_size());
+  const Tensor filter = m.subgraph(0).tensor(1);
+  ASSERT_TRUE(filter.is_constant());
+  EXPECT_GE(*filter.data_offset(), m.flatbuffer_size());
+  EXPECT_EQ(floats(filter.data())[5], 5 * 0.5f - 10.0f);
+  EXPECT_EQ(floats(m.subgraph(0).tensor(2).data()), (std::vector<float>{1, 2, 3, 4}));
+}
+
+TEST(model_test, resolves_opcodes_above_127_and_old_files) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  const int a = b.add_tensor(sg, "a", {2});
+  const int c = b.add_tensor(sg, "c", {2});
+  b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_STABLEHLO_ADD), {a, a}, {c});
+  // An old file: only the 8-bit field carries the code.
+  const int old = b.add_opcode(tflite::BuiltinOperator_ADD);
+  b.model().operator_codes[old]->builtin_code = tflite::BuiltinOperator_ADD;
+  b.model().operator_codes[old]->deprecated_builtin_code = tflite::BuiltinOperator_CONV_2D;
+  b.add_operator(sg, old, {a, a}, {c});
+  const Model m = Model::from_bytes(b.finish());
+  EXPECT_EQ(m.subgraph(0).op(0).op_name(), "STABLEHLO_ADD");
+  EXPECT_EQ(m.subgraph(0).op(0).opcode(), 163);
+  EXPECT_EQ(m.subgraph(0).op(1).op_name(), "CONV_2D");
+  EXPECT_EQ(m.operator_codes()[0].name, "STABLEHLO_ADD");
+}
+
+TEST(model_test, reads_quantization_per_axis_and_blockwise) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  const int w = b.add_constant(sg, "w", {3, 2}, tflite::TensorType_INT8, {1, 2, 3, 4, 5, 6});
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f, 0.25f, 0.125f};
+  q->zero_point = {0, 0, 1};
+  q->quantized_dimension = 0;
+  b.tensor(sg, w).quantization = std::move(q);
+  const int scales = b.add_constant(sg, "scales", {2, 1}, tflite::TensorType_FLOAT32, to_bytes(std::vector<float>{1, 2}));
+  const int blocked = b.add_constant(sg, "blocked", {2, 4}, tflite::TensorType_INT4, {0x21, 0x43, 0x65, 0x07});
+  auto bq = std::make_unique<tflite::QuantizationParametersT>();
+  tflite::BlockwiseQuantizationT block;
+  block.scales = scales;
+  block.zero_points = -1;
+  block.block_size = 4;
+  bq->details.Set(std::move(block));
+  b.tensor(sg, blocked).quantization = std::move(bq);
+  const Model m = Model::from_bytes(b.finish());
+  const auto per_axis = m.subgraph(0).tensor(w).quantization();
+  ASSERT_TRUE(per_axis);
+  EXPECT_TRUE(per_axis->is_per_axis());
+  EXPECT_EQ(per_axis->scale, (std::vector<float>{0.5f, 0.25f, 0.125f}));
+  EXPECT_EQ(per_axis->zero_point, (std::vector<std::int64_t>{0, 0, 1}));
+  const auto blockwise = m.subgraph(0).tensor(blocked).quantization();
+  ASSERT_TRUE(blockwise);
+  EXPECT_EQ(blockwise->scheme, Quantization::Scheme::blockwise);
+  EXPECT_EQ(blockwise->scales_tensor, scales);
+  EXPECT_EQ(blockwise->block_size, 4);
+  EXPECT_EQ(m.subgraph(0).tensor(blocked).data().size(), 4u);  // 8 int4 values packed
+}
+
+TEST(model_test, reads_sparsity_parameters) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  std::vector<float> stored = {1, 0, 0, 4, 2, 3, 0, 0, 5, 0, 0, 6};
+  const int t = b.add_constant(sg, "sparse", {4, 4}, tflite::TensorType_FLOAT32, to_bytes(stored));
+  auto sp = std::make_unique<tflite::SparsityParametersT>();
+  sp->traversal_order = {0, 1, 2, 3};
+  sp->block_map = {0, 1};
+  auto dense = [](int size) {
+    auto d = std::make_unique<tflite::DimensionMetadataT>();
+    d->format = tflite::DimensionType_DENSE;
+    d->dense_size = size;
+    return d;
+  };
+  sp->dim_metadata.push_back(dense(2));
+  auto csr = std::make_unique<tflite::DimensionMetadataT>();
+  csr->format = tflite::DimensionType_SPARSE_CSR;
+  tflite::Uint8VectorT segments;
+  segments.values = {0, 2, 3};
+  tflite::Uint8VectorT indices;
+  indices.values = {0, 1, 1};
+  csr->array_segments.Set(std::move(segments));
+  csr->array_indices.Set(std::move(indices));
+  sp->dim_metadata.push_back(std::move(csr));
+  sp->dim_metadata.push_back(dense(2));
+  sp->dim_metadata.push_back(dense(2));
+  b.tensor(sg, t).sparsity = std::move(sp);
+  const Model m = Model::from_bytes(b.finish());
+  const Tensor tensor = m.subgraph(0).tensor(t);
+  EXPECT_TRUE(tensor.is_sparse());
+  EXPECT_EQ(tensor.element_count(), 16u);
+  EXPECT_EQ(tensor.data().size(), 12u * 4);
+  const auto spec = tensor.sparsity();
+  ASSERT_TRUE(spec);
+  ASSERT_EQ(spec->levels.size(), 4u);
+  EXPECT_TRUE(spec->levels[1].is_sparse);
+  EXPECT_EQ(spec->levels[1].segments, (std::vector<std::int32_t>{0, 2, 3}));
+  EXPECT_EQ(spec->levels[1].indices, (std::vector<std::int32_t>{0, 1, 1}));
+}
+
+TEST(model_test, reads_subgraphs_signatures_and_metadata) {
+  ModelBuilder b;
+  const int main_sg = b.add_subgraph("main");
+  const int cond = b.add_subgraph("cond");
+  const int body = b.add_subgraph("body");
+  const int x = b.add_tensor(main_sg, "x", {1});
+  const int y = b.add_tensor(main_sg, "y", {1});
+  b.add_tensor(cond, "c", {1});
+  b.add_tensor(body, "b", {1});
+  const int op = b.add_operator(main_sg, b.add_opcode(tflite::BuiltinOperator_WHILE), {x}, {y});
+  tflite::WhileOptionsT w;
+  w.cond_subgraph_index = cond;
+  w.body_subgraph_index = body;
+  b.op(main_sg, op).builtin_options.Set(std::move(w));
+  b.add_signature("serving_default", main_sg, {{"in", static_cast<std::uint32_t>(x)}}, {{"out", static_cast<std::uint32_t>(y)}});
+  b.add_metadata("min_runtime_version", {'2', '.', '1', '0', 0, 0});
+  const Model m = Model::from_bytes(b.finish());
+  ASSERT_EQ(m.subgraph_count(), 3u);
+  EXPECT_EQ(m.subgraph(2).name(), "body");
+  const Value options = m.subgraph(0).op(0).options();
+  EXPECT_EQ(options.find("cond_subgraph_index")->as_int(), 1);
+  EXPECT_EQ(options.find("body_subgraph_index")->as_int(), 2);
+  const auto sigs = m.signatures();
+  ASSERT_EQ(sigs.size(), 1u);
+  EXPECT_EQ(sigs[0].key, "serving_default");
+  ASSERT_EQ(sigs[0].inputs.size(), 1u);
+  EXPECT_EQ(sigs[0].inputs[0].name, "in");
+  EXPECT_EQ(sigs[0].outputs[0].tensor, y);
+  const auto meta = m.metadata("min_runtime_version");
+  ASSERT_TRUE(meta);
+  EXPECT_EQ(meta->size(), 6u);
+  EXPECT_EQ(static_cast<char>((*meta)[0]), '2');
+  EXPECT_FALSE(m.metadata("absent"));
+  EXPECT_TRUE(m.warnings().empty());
+}
+
+TEST(model_test, decodes_flexbuffers_custom_options) {
+  ModelBuilder b = conv_model();
+  flexbuffers::Builder fbb;
+  fbb.Map([&] {
+    fbb.Int("max_detections", 100);
+    fbb.Float("nms_iou_threshold", 0.5f);
+    fbb.String("mode", "fast");
+    fbb.Vector("scales", [&] {
+      fbb.Int(1);
+      fbb.Int(2);
+    });
+    fbb.Bool("use_regular_nms", false);
+  });
+  fbb.Finish();
+  const int code = b.add_opcode(tflite::BuiltinOperator_CUSTOM, "TFLite_Detection_PostProcess");
+  const int op = b.add_operator(0, code, {3}, {0});
+  b.op(0, op).custom_options = fbb.GetBuffer();
+  const Model m = Model::from_bytes(b.finish());
+  const Operator custom = m.subgraph(0).op(op);
+  EXPECT_TRUE(custom.is_custom());
+  EXPECT_EQ(custom.op_name(), "CUSTOM");
+  EXPECT_EQ(custom.custom_code(), "TFLite_Detection_PostProcess");
+  EXPECT_EQ(custom.custom_options().size(), fbb.GetBuffer().size());
+  const Value options = custom.options();
+  EXPECT_EQ(options.find("max_detections")->as_int(), 100);
+  EXPECT_DOUBLE_EQ(options.find("nms_iou_threshold")->as_double(), 0.5);
+  EXPECT_EQ(options.find("mode")->as_string(), "fast");
+  EXPECT_EQ(options.find("scales")->as_list().size(), 2u);
+  EXPECT_FALSE(options.find("use_regular_nms")->as_bool());
+}
+
+TEST(model_test, summary_counts_shared_buffers_once) {
+  ModelBuilder b = conv_model();
+  // A second tensor sharing the filter's buffer, as converters deduplicate constants.
+  b.add_tensor(0, "filter_alias", {4, 3, 3, 3}, tflite::TensorType_FLOAT32, static_cast<int>(b.tensor(0, 1).buffer));
+  const Model m = Model::from_bytes(b.finish());
+  const ModelSummary s = summarize(m);
+  EXPECT_EQ(s.tensors, 5u);
+  EXPECT_EQ(s.operators, 1u);
+  EXPECT_EQ(s.constant_tensors, 3u);
+  EXPECT_EQ(s.parameters, 108u + 4u);
+  EXPECT_EQ(s.constant_bytes, (108u + 4u) * 4);
+  EXPECT_EQ(s.op_histogram.at("CONV_2D"), 1u);
+  EXPECT_EQ(s.by_dtype.at("float32").tensors, 3u);
+}
+
+TEST(model_test, warns_about_tolerated_oddities) {
+  ModelBuilder b = conv_model();
+  b.buffer(0).data = {1, 2, 3, 4};  // the sentinel should be empty; the runtime only warns
+  const Model m = Model::from_bytes(b.finish());
+  ASSERT_EQ(m.warnings().size(), 1u);
+  EXPECT_EQ(m.warnings()[0].code, "nonempty_buffer0");
+}
+
+}  // namespace
+}  // namespace litelens
