@@ -5,13 +5,14 @@ BUILD      ?= build
 PYTHON     ?= python3
 export LITELENS_CACHE ?= $(HOME)/.cache/litelens
 MODELS      = $(LITELENS_CACHE)/models
+FIXTURES    = $(LITELENS_CACHE)/fixtures
 CLI         = $(BUILD)/tools/litelens/litelens
 DEMO_MODEL  = $(MODELS)/face_detection_short_range.tflite
 CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_BUILD  = build-asan
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build models demo test test-asan test-cpp test-python fuzz clean
+.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package python-stub fuzz clean
 
 all: build
 
@@ -25,6 +26,12 @@ build: deps
 models: deps
 	@scripts/fetch-models.sh >/dev/null
 
+# Quantized test models made by TensorFlow's converter from small Keras models (the only use of
+# TensorFlow), cached in $(FIXTURES) with a version stamp: rebuilt only when the stamp changes.
+fixtures: deps
+	@scripts/install-deps.sh --fixtures
+	@$(PYTHON) scripts/make-fixtures.py --out $(FIXTURES) >/dev/null
+
 demo: build models
 	@echo "== $(notdir $(DEMO_MODEL)): every CONV_2D layer's weights and biases (shape, dtype, layout, first values)"
 	$(CLI) layers $(DEMO_MODEL) --op CONV_2D --count 6
@@ -32,8 +39,17 @@ demo: build models
 test-cpp: build
 	ctest --test-dir $(BUILD) --output-on-failure -j2
 
-test-python: build models
-	LITELENS_CLI=$(abspath $(CLI)) $(PYTHON) -m pytest -q tests/python
+test-python: build models fixtures
+	LITELENS_CLI=$(abspath $(CLI)) $(PYTHON) -m pytest -q tests/python --ignore-glob='*/test_package_*'
+
+# The Python package (pip install ., incremental in build-py/) and its own tests.
+test-python-package: deps models
+	$(PYTHON) -m pip install -q --no-build-isolation --disable-pip-version-check --root-user-action=ignore .
+	$(PYTHON) -m pytest -q $(wildcard tests/python/test_package_*.py)
+
+# Regenerates python/litelens/_litelens.pyi from the installed module (after test-python-package).
+python-stub:
+	$(PYTHON) -m nanobind.stubgen -q -m litelens._litelens -p python/stubgen_patterns.txt -o python/litelens/_litelens.pyi
 
 # The whole C++ suite and the CLI corruption matrix under AddressSanitizer + UBSan (incremental).
 test-asan: deps models
@@ -46,7 +62,7 @@ test-asan: deps models
 fuzz: deps models
 	@scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
 
-test: test-asan test-cpp test-python
+test: fixtures test-asan test-cpp test-python test-python-package
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-py

@@ -4,12 +4,19 @@
 // and BM_memcpy copies the same number of bytes, so each kernel's rate can be read directly
 // against the memcpy bound for its output size. Argument = element count (memcpy: bytes).
 #include "litelens/decode.h"
+#include "litelens/model.h"
 
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "tflite_generated.h"
 
 namespace {
 
@@ -174,6 +181,133 @@ void densify_bench(benchmark::State& state, bool blocked) {
 void BM_densify_block1x4_f32(benchmark::State& state) { densify_bench(state, true); }
 void BM_densify_csr10_f32(benchmark::State& state) { densify_bench(state, false); }
 
+// ---- the verifier: Model::from_bytes (copy + every open-time check) on large models ---------
+//
+// from_bytes copies the caller's bytes and validates them, so a memcpy of the model's size is
+// the bound it approaches; the difference is the cost of the checks, which depends on the
+// metadata (tables, vectors, strings), not on the weights.
+
+// A synthetic model with `layers` FULLY_CONNECTED layers, each with an inline float32 weight of
+// `units` x `units` and a bias: many tables (the metadata) and inline payloads.
+std::vector<std::byte> synthetic_model(int layers, int units) {
+  tflite::ModelT m;
+  m.version = 3;
+  m.buffers.push_back(std::make_unique<tflite::BufferT>());
+  auto code = std::make_unique<tflite::OperatorCodeT>();
+  code->builtin_code = tflite::BuiltinOperator_FULLY_CONNECTED;
+  code->deprecated_builtin_code = tflite::BuiltinOperator_FULLY_CONNECTED;
+  code->version = 1;
+  m.operator_codes.push_back(std::move(code));
+  auto sg = std::make_unique<tflite::SubGraphT>();
+  const auto tensor = [&](std::string name, std::vector<std::int32_t> shape, std::vector<std::uint8_t> data) {
+    auto t = std::make_unique<tflite::TensorT>();
+    t->name = std::move(name);
+    t->shape = std::move(shape);
+    t->type = tflite::TensorType_FLOAT32;
+    if (!data.empty()) {
+      auto b = std::make_unique<tflite::BufferT>();
+      b->data = std::move(data);
+      m.buffers.push_back(std::move(b));
+      t->buffer = static_cast<std::uint32_t>(m.buffers.size() - 1);
+    }
+    sg->tensors.push_back(std::move(t));
+    return static_cast<std::int32_t>(sg->tensors.size() - 1);
+  };
+  std::mt19937 rng(7);
+  const auto random_payload = [&](std::size_t n) {
+    std::vector<std::uint8_t> out(n);
+    for (auto& b : out) b = static_cast<std::uint8_t>(rng());
+    return out;
+  };
+  std::int32_t x = tensor("input", {1, units}, {});
+  sg->inputs = {x};
+  for (int l = 0; l < layers; ++l) {
+    const std::string name = "model/dense_" + std::to_string(l);
+    const auto w = tensor(name + "/kernel", {units, units}, random_payload(std::size_t(units) * units * 4));
+    const auto b = tensor(name + "/bias", {units}, random_payload(std::size_t(units) * 4));
+    const auto y = tensor(name + "/MatMul;" + name + "/BiasAdd", {1, units}, {});
+    auto op = std::make_unique<tflite::OperatorT>();
+    op->inputs = {x, w, b};
+    op->outputs = {y};
+    tflite::FullyConnectedOptionsT opt;
+    opt.fused_activation_function = tflite::ActivationFunctionType_RELU;
+    op->builtin_options.Set(std::move(opt));
+    sg->operators.push_back(std::move(op));
+    x = y;
+  }
+  sg->outputs = {x};
+  m.subgraphs.push_back(std::move(sg));
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(tflite::Model::Pack(fbb, &m), tflite::ModelIdentifier());
+  const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
+  return {p, p + fbb.GetSize()};
+}
+
+void BM_from_bytes(benchmark::State& state, const std::vector<std::byte>* bytes) {
+  for (auto _ : state) {
+    auto model = litelens::Model::from_bytes(*bytes);
+    benchmark::DoNotOptimize(model.subgraph_count());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes->size()));
+}
+
+void BM_memcpy_model(benchmark::State& state, const std::vector<std::byte>* bytes) {
+  std::vector<std::byte> dst(bytes->size());
+  for (auto _ : state) {
+    std::memcpy(dst.data(), bytes->data(), bytes->size());
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes->size()));
+}
+
+// Model::open (mmap + the same checks; no weight page touched) on a file: the 3 GB benchmark
+// model when LITELENS_BENCH_BIG_MODEL names it. Bytes/s here is the file size per second, a
+// measure of how little of the file open reads.
+void BM_open_file(benchmark::State& state, std::string path) {
+  std::uint64_t size = 0;
+  for (auto _ : state) {
+    auto model = litelens::Model::open(path);
+    size = model.file_size();
+    benchmark::DoNotOptimize(model.subgraph_count());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(size));
+}
+
+std::vector<std::byte> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* p = reinterpret_cast<const std::byte*>(data.data());
+  return {p, p + data.size()};
+}
+
+// Registers the verifier benchmarks on the synthetic model, on the largest MediaPipe model when
+// it is in the cache (LITELENS_CACHE, default ~/.cache/litelens), and Model::open on the big
+// benchmark model when LITELENS_BENCH_BIG_MODEL is set.
+void register_model_benchmarks() {
+  static std::vector<std::vector<std::byte>> models;  // kept alive for the benchmarks
+  models.reserve(4);
+  std::vector<std::pair<std::string, std::size_t>> named;
+  models.push_back(synthetic_model(4096, 64));  // 4096 layers, 12289 tensors, ~66 MB
+  named.emplace_back("synthetic_fc4096x64", models.size() - 1);
+  std::filesystem::path cache;
+  if (const char* c = std::getenv("LITELENS_CACHE"); c && *c) cache = c;
+  else if (const char* h = std::getenv("HOME")) cache = std::filesystem::path(h) / ".cache" / "litelens";
+  const auto heavy = cache / "models" / "pose_landmark_heavy.tflite";
+  if (std::filesystem::exists(heavy)) {
+    models.push_back(read_file(heavy));
+    named.emplace_back("pose_landmark_heavy", models.size() - 1);
+  }
+  for (const auto& [name, i] : named) {
+    const auto* bytes = &models[i];
+    benchmark::RegisterBenchmark(("BM_memcpy_model/" + name).c_str(), BM_memcpy_model, bytes);
+    benchmark::RegisterBenchmark(("BM_from_bytes/" + name).c_str(), BM_from_bytes, bytes);
+  }
+  if (const char* big = std::getenv("LITELENS_BENCH_BIG_MODEL"); big && *big && std::filesystem::exists(big))
+    benchmark::RegisterBenchmark("BM_open_file/big_model", BM_open_file, std::string(big))
+        ->Unit(benchmark::kMillisecond);
+}
+
 constexpr int64_t kSmall = int64_t{1} << 18;  // 256 Ki elements: 1 MiB of float32 output
 constexpr int64_t kLarge = int64_t{1} << 22;  // 4 Mi elements: 16 MiB of float32 output
 
@@ -192,4 +326,11 @@ BENCHMARK(BM_dequantize_int8_axis_last)->Arg(kSmall)->Arg(kLarge);
 BENCHMARK(BM_densify_block1x4_f32)->Arg(kSmall)->Arg(kLarge);
 BENCHMARK(BM_densify_csr10_f32)->Arg(kSmall)->Arg(kLarge);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  register_model_benchmarks();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

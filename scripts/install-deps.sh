@@ -52,10 +52,18 @@ then
   "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${PIP_PACKAGES[@]}"
 fi
 
+# TensorFlow with tf_keras (Keras 2: the only Keras whose LSTM the converter fuses into
+# UNIDIRECTIONAL_SEQUENCE_LSTM), pinned so that cached fixtures stay reproducible. tf-keras
+# depends on the "tensorflow" distribution itself, so that one is installed, not tensorflow-cpu.
+# Checked through package metadata: importing TensorFlow takes seconds.
+TF_PACKAGES=("tensorflow==2.21.0" "tf-keras==2.21.0")
 if [ "${1:-}" = "--fixtures" ]; then
-  if ! "$PYTHON" -c "import tensorflow" 2>/dev/null; then
-    log "pip install tensorflow (fixtures only)"
-    "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore "tensorflow-cpu>=2.16" \
-      || "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore "tensorflow>=2.16"
+  if ! "$PYTHON" - <<'PY' 2>/dev/null
+import importlib.metadata as md, sys
+sys.exit(0 if md.version("tensorflow") == "2.21.0" and md.version("tf-keras") == "2.21.0" else 1)
+PY
+  then
+    log "pip install ${TF_PACKAGES[*]} (fixtures only)"
+    "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${TF_PACKAGES[@]}"
   fi
 fi

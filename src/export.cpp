@@ -38,7 +38,14 @@ bool format_has_dtype(ExportFormat format, DType t) {
 
 // The values exported for an item, in the requested mode, dtype the format can hold and layout.
 Array exported_values(const Model& model, const ExportItem& item, const ExportOptions& options) {
-  Array values = param_values(model, item.layer, item.param, options.mode);
+  Array values;
+  try {
+    values = param_values(model, item.layer, item.param, options.mode);
+  } catch (const std::invalid_argument& e) {
+    // A value that cannot be decoded (a STRING constant, an unsupported quantization) fails the
+    // export as an output error, so the temporary file is removed on the way out.
+    throw Error(ErrorKind::output, model.label(), fmt::format("{}: {}", item.key, e.what()));
+  }
   if (!format_has_dtype(options.format, values.dtype())) {
     // Decoding again in widened mode is cheap and keeps the kernels in one place.
     values = param_values(model, item.layer, item.param, DecodeMode::widened);
@@ -124,10 +131,19 @@ json manifest_entry(const Model& model, const ExportItem& item, const ExportOpti
   int axis = 0;
   const auto q = stored.quantization();
   if (q) axis = q->quantized_dimension;
+  bool split_axis = false;
   if (const auto c = layout_conversion(model, item.layer, item.param, options.layout)) {
     layout = c->label;
     axis = converted_axis(*c, axis);
+    // A reshape after the permutation (depthwise [1,H,W,C*M] -> keras [H,W,C,M]) splits the
+    // quantized channel axis in two: the scales then run along axes (axis, axis + 1) flattened.
+    if (q && q->scale.size() > 1 && !c->shape.empty() && c->shape.size() == shape.size() &&
+        axis + 1 < static_cast<int>(shape.size()) &&
+        static_cast<std::uint64_t>(shape[axis]) * static_cast<std::uint64_t>(shape[axis + 1]) == q->scale.size())
+      split_axis = true;
   }
+  json quantization = quantization_json(q, axis);
+  if (split_axis) quantization["quantized_dimensions"] = {axis, axis + 1};
   return {{"subgraph", item.layer.subgraph},
           {"layer", item.layer.index},
           {"layer_key", item.layer.key()},
@@ -143,7 +159,7 @@ json manifest_entry(const Model& model, const ExportItem& item, const ExportOpti
           {"shape", shape},
           {"layout", layout.empty() ? json(nullptr) : json(layout)},
           {"values", options.mode == DecodeMode::dequantized ? "dequantized" : "stored"},
-          {"quantization", quantization_json(q, axis)},
+          {"quantization", std::move(quantization)},
           {"options", value_json(item.layer.options)}};
 }
 

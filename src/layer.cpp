@@ -105,11 +105,14 @@ bool op_matches(const Layer& layer, const std::vector<std::string>& ops) {
 }
 
 // Everything a name pattern is tried against: the layer name, its fused parts, param names.
+// Only parameters held in the file count: a runtime input (the activation) carries the name of
+// the layer that produced it, and matching it would select every layer's consumers too.
 std::vector<std::string> name_candidates(const Model& model, const Layer& layer) {
   std::vector<std::string> names{layer.name};
   names.insert(names.end(), layer.name_parts.begin(), layer.name_parts.end());
   const Subgraph sg = model.subgraph(layer.subgraph);
   for (const auto& p : layer.params) {
+    if (p.is_runtime()) continue;
     names.emplace_back(sg.tensor(p.tensor).name());
     if (p.stored_tensor >= 0 && p.stored_tensor != p.tensor) names.emplace_back(sg.tensor(p.stored_tensor).name());
   }

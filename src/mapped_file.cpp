@@ -41,6 +41,10 @@ MappedFile::MappedFile(const std::string& path) {
       fail(path, "cannot map", err);
     }
     data_ = static_cast<const std::byte*>(p);
+    // Reading the metadata must not pull the weights in: without this, the kernel's read-ahead
+    // (8 MiB on some disks) loads everything near the FlatBuffer. Data readers ask for their
+    // ranges with will_need().
+    ::madvise(p, size_, MADV_RANDOM);
   }
   ::close(fd);  // the mapping keeps the file alive
 }
@@ -63,6 +67,14 @@ void MappedFile::release() noexcept {
   if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
   data_ = nullptr;
   size_ = 0;
+}
+
+void will_need(std::span<const std::byte> bytes) noexcept {
+  if (bytes.empty()) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()) / page * page;
+  const auto end = reinterpret_cast<std::uintptr_t>(bytes.data() + bytes.size());
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);  // a hint: errors are harmless
 }
 
 }  // namespace litelens::detail

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 namespace litelens::detail {
@@ -25,5 +26,8 @@ class MappedFile {
   const std::byte* data_ = nullptr;
   std::uint64_t size_ = 0;
 };
+
+/// Asks the OS to read `bytes` (inside a mapping) ahead of use; memory from new[] is fine too.
+void will_need(std::span<const std::byte> bytes) noexcept;
 
 }  // namespace litelens::detail

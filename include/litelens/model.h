@@ -84,6 +84,9 @@ class Tensor {
   std::uint64_t element_count() const;
   /// The stored bytes, zero-copy; empty when the tensor has no data in this file.
   std::span<const std::byte> data() const;
+  /// Hints that data() is about to be read, so the OS reads it ahead. Open maps the file for
+  /// random access (reading metadata pulls in no weights); decoders call this themselves.
+  void will_need() const noexcept;
   /// Absolute file offset of data(), when there is data.
   std::optional<std::uint64_t> data_offset() const;
   /// Stored values as T (float for float32, std::uint16_t for float16/bfloat16, std::uint8_t
@@ -144,9 +147,15 @@ class Operator {
   int index_;
 };
 
-/// A random-access range of views, produced on the fly.
+/// A range of views, produced on the fly. It holds its owner by value when the owner is a cheap
+/// view (Subgraph), so `for (Tensor t : model.subgraph(0).tensors())` is safe; a Model is held by
+/// pointer and must outlive the range, as it must outlive every view.
 template <class Owner, class View, View (Owner::*Get)(int) const>
 class ViewRange {
+  using Holder = std::conditional_t<std::is_copy_constructible_v<Owner>, Owner, const Owner*>;
+  static const Owner& owner(const Owner& o) { return o; }
+  static const Owner& owner(const Owner* o) { return *o; }
+
  public:
   class iterator {
    public:
@@ -155,23 +164,22 @@ class ViewRange {
     using difference_type = std::ptrdiff_t;
     using pointer = void;
     using reference = View;
-    iterator() = default;
-    iterator(const Owner* o, int i) : o_(o), i_(i) {}
-    View operator*() const { return (o_->*Get)(i_); }
+    iterator(Holder o, int i) : o_(o), i_(i) {}
+    View operator*() const { return (owner(o_).*Get)(i_); }
     iterator& operator++() { ++i_; return *this; }
     iterator operator++(int) { auto t = *this; ++i_; return t; }
     bool operator==(const iterator& other) const { return i_ == other.i_; }
    private:
-    const Owner* o_ = nullptr;
+    Holder o_;
     int i_ = 0;
   };
-  ViewRange(const Owner* o, int n) : o_(o), n_(n) {}
+  ViewRange(Holder o, int n) : o_(o), n_(n) {}
   iterator begin() const { return {o_, 0}; }
   iterator end() const { return {o_, n_}; }
   std::size_t size() const { return static_cast<std::size_t>(n_); }
-  View operator[](int i) const { return (o_->*Get)(i); }
+  View operator[](int i) const { return (owner(o_).*Get)(i); }
  private:
-  const Owner* o_;
+  Holder o_;
   int n_;
 };
 
@@ -188,10 +196,10 @@ class Subgraph {
   Tensor tensor(int index) const;
   Operator op(int index) const;
   ViewRange<Subgraph, Tensor, &Subgraph::tensor> tensors() const {
-    return {this, static_cast<int>(tensor_count())};
+    return {*this, static_cast<int>(tensor_count())};
   }
   ViewRange<Subgraph, Operator, &Subgraph::op> operators() const {
-    return {this, static_cast<int>(operator_count())};
+    return {*this, static_cast<int>(operator_count())};
   }
 
  private:

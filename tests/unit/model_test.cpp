@@ -2,6 +2,10 @@
 #include <flatbuffers/flexbuffers.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 
@@ -111,6 +115,16 @@ TEST(model_test, try_from_bytes_reports_instead_of_throwing) {
   EXPECT_EQ(result.error().label(), "bad.tflite");
 }
 
+TEST(model_test, ranges_over_a_temporary_subgraph_are_safe) {
+  const Model m = Model::from_bytes(conv_model().finish());
+  std::vector<std::string> names;
+  for (const Tensor t : m.subgraph(0).tensors()) names.emplace_back(t.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"input", "conv/filter", "conv/bias", "conv/output"}));
+  int ops = 0;
+  for (const Operator op : m.subgraph(0).operators()) ops += op.opcode() == 3;
+  EXPECT_EQ(ops, 1);
+}
+
 TEST(model_test, views_stay_valid_when_the_model_moves) {
   Model m = Model::from_bytes(conv_model().finish());
   const Tensor filter = m.subgraph(0).tensor(1);
@@ -131,6 +145,47 @@ TEST(model_test, reads_buffers_stored_after_the_flatbuffer) {
   EXPECT_GE(*filter.data_offset(), m.flatbuffer_size());
   EXPECT_EQ(floats(filter.data())[5], 5 * 0.5f - 10.0f);
   EXPECT_EQ(floats(m.subgraph(0).tensor(2).data()), (std::vector<float>{1, 2, 3, 4}));
+}
+
+// Opening and walking everything but the data must not read the weights: their pages stay out of
+// memory until data() is used. Checked with mincore() after dropping the file from the page cache.
+TEST(model_test, open_touches_no_data_pages) {
+  ModelBuilder b = conv_model();
+  const int big = b.add_constant(0, "big", {4 << 20}, tflite::TensorType_INT8, std::vector<std::uint8_t>(4 << 20, 7));
+  b.store_outside(static_cast<int>(b.tensor(0, big).buffer));
+  const auto path = testing::write_temp_file("model_test_big.tflite", b.finish());
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::fdatasync(fd);
+  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+  ::close(fd);
+
+  const Model m = Model::open(path);
+  for (const Subgraph sg : m.subgraphs()) {
+    for (const Tensor t : sg.tensors()) (void)t.quantization(), (void)t.name(), (void)t.data_offset();
+    for (const Operator op : sg.operators()) (void)op.options();
+  }
+  const Tensor t = m.subgraph(0).tensor(big);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  // Skip the first 1 MiB of the data: read-ahead around the FlatBuffer may legitimately load it.
+  const auto* begin = reinterpret_cast<std::uintptr_t>(t.data().data()) + (1 << 20) > 0
+                          ? t.data().data() + (1 << 20) : t.data().data();
+  const auto aligned = reinterpret_cast<std::uintptr_t>(begin) / page * page;
+  const std::size_t length = static_cast<std::size_t>(t.data().data() + t.data().size() - reinterpret_cast<const std::byte*>(aligned));
+  std::vector<unsigned char> resident((length + page - 1) / page);
+  ASSERT_EQ(::mincore(reinterpret_cast<void*>(aligned), length, resident.data()), 0);
+  const auto count_resident = [&] {
+    std::size_t n = 0;
+    for (unsigned char r : resident) n += r & 1;
+    return n;
+  };
+  EXPECT_EQ(count_resident(), 0u) << "weight pages were read during open";
+  // Asking for the data does read it: the check above is not vacuous.
+  std::uint64_t sum = 0;
+  for (std::byte v : t.data()) sum += static_cast<std::uint8_t>(v);
+  EXPECT_EQ(sum, 7ull * (4 << 20));
+  ASSERT_EQ(::mincore(reinterpret_cast<void*>(aligned), length, resident.data()), 0);
+  EXPECT_EQ(count_resident(), resident.size());
 }
 
 TEST(model_test, resolves_opcodes_above_127_and_old_files) {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "commands.h"
 #include "json_view.h"
@@ -70,6 +71,25 @@ struct LayersArgs {
   std::size_t count = 8;
 };
 
+// The values shown for a parameter: dequantized where litelens can, else the stored values
+// (widened) with the reason; nullopt when not even those decode.
+struct ShownValues {
+  std::optional<Array> values;
+  std::string note;  // why the values are not dequantized, or why there are none
+};
+
+ShownValues shown_values(const Model& model, const Layer& layer, const Param& p) {
+  try {
+    return {param_values(model, layer, p, DecodeMode::dequantized), ""};
+  } catch (const std::invalid_argument& e) {
+    try {
+      return {param_values(model, layer, p, DecodeMode::widened), fmt::format("stored values: {}", e.what())};
+    } catch (const std::invalid_argument& e2) {
+      return {std::nullopt, e2.what()};
+    }
+  }
+}
+
 nlohmann::ordered_json param_json(const Model& model, const Layer& layer, const Param& p, const LayersArgs& args) {
   const Subgraph sg = model.subgraph(layer.subgraph);
   const Tensor shown = sg.tensor(p.is_runtime() ? p.tensor : p.stored_tensor);
@@ -84,11 +104,14 @@ nlohmann::ordered_json param_json(const Model& model, const Layer& layer, const 
       {"quantization", quantization_json(shown.quantization())},
       {"runtime", p.is_runtime()}};
   if (!args.no_values && !p.is_runtime() && dtype_info(shown.dtype()).bits > 0) {
-    const Array values = param_values(model, layer, p, DecodeMode::dequantized);
-    const ArrayStats s = statistics(values);
-    out["stats"] = {{"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"std", s.std},
-                    {"zero_fraction", s.zero_fraction}, {"nan_count", s.nan_count}};
-    out["first_values"] = first_values(values, args.count);
+    const ShownValues v = shown_values(model, layer, p);
+    if (!v.note.empty()) out["values_note"] = v.note;
+    if (v.values) {
+      const ArrayStats s = statistics(*v.values);
+      out["stats"] = {{"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"std", s.std},
+                      {"zero_fraction", s.zero_fraction}, {"nan_count", s.nan_count}};
+      out["first_values"] = first_values(*v.values, args.count);
+    }
   }
   return out;
 }
@@ -145,7 +168,10 @@ void print_layers_text(const Model& model, const std::vector<Layer>& found, cons
       }
       fmt::print("\n");
       if (args.no_values || p.is_runtime() || dtype_info(shown.dtype()).bits == 0) continue;
-      const Array values = param_values(model, l, p, DecodeMode::dequantized);
+      const ShownValues shown_v = shown_values(model, l, p);
+      if (!shown_v.note.empty()) fmt::print("  {:<14} ({})\n", "", shown_v.note);
+      if (!shown_v.values) continue;
+      const Array& values = *shown_v.values;
       const ArrayStats s = statistics(values);
       fmt::print("  {:<14} min {:.6g} max {:.6g} mean {:.6g} std {:.6g} zeros {:.1f}%{}\n", "", s.min, s.max, s.mean,
                  s.std, 100 * s.zero_fraction, s.nan_count ? fmt::format(" nan {}", s.nan_count) : "");

@@ -41,5 +41,6 @@ void add_model_args(CLI::App* cmd, ModelArgs& args);
 void register_inspect_commands(CLI::App& app, Registry& registry);  // info, ops, tensors
 void register_files_command(CLI::App& app, Registry& registry);      // files
 void register_layer_commands(CLI::App& app, Registry& registry);    // layers, extract
+void register_patch_commands(CLI::App& app, Registry& registry);    // patch, diff
 
 }  // namespace litelens::cli

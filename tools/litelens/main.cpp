@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   register_inspect_commands(app, registry);
   register_files_command(app, registry);
   register_layer_commands(app, registry);
+  register_patch_commands(app, registry);
 
   try {
     app.parse(argc, argv);

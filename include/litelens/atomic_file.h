@@ -1,0 +1,65 @@
+// litelens/atomic_file.h: write an output file so that it appears complete or not at all.
+//
+// Every file litelens writes goes through here (or follows the same rules):
+// - the bytes go to a temporary file created in the target's own folder (".<name>.tmp-XXXXXX"),
+//   so the final rename cannot cross file systems and is atomic;
+// - commit() flushes the data to disk (fsync), closes, renames the temporary over the target,
+//   and syncs the folder; an existing target is replaced only at that moment;
+// - on any failure (missing folder, permission denied, no space left, a file-size limit, a
+//   failed rename) the temporary file is removed, the target is left as it was, and
+//   litelens::Error(ErrorKind::output, <target path>, "<what failed>: <strerror>") is thrown;
+// - a destroyed, uncommitted AtomicFile removes its temporary file (never throws).
+//
+// Processes that lower RLIMIT_FSIZE should ignore SIGXFSZ, so that writing past the limit fails
+// with EFBIG ("File too large") instead of killing the process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string_view>
+
+namespace litelens {
+
+class AtomicFile {
+ public:
+  /// Creates the temporary file beside `target` (permissions 0666 minus the umask, as for a
+  /// plain new file). Throws Error(ErrorKind::output) naming `target`.
+  explicit AtomicFile(std::filesystem::path target);
+  AtomicFile(AtomicFile&& other) noexcept;
+  AtomicFile& operator=(AtomicFile&& other) noexcept;
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  /// Removes the temporary file unless commit() succeeded.
+  ~AtomicFile();
+
+  /// Appends bytes. On failure the temporary file is removed and Error(output) is thrown; the
+  /// object is then spent (further calls throw Error(output) as well).
+  void write(std::span<const std::byte> bytes);
+  void write(std::string_view text);
+  /// fsync, close, rename into place, sync the folder. Throws Error(output) on failure (the
+  /// temporary is removed, the target untouched). Calling it twice is misuse (std::logic_error).
+  void commit();
+
+  /// The final path.
+  const std::filesystem::path& target() const noexcept { return target_; }
+  /// The temporary file (empty once committed or failed).
+  const std::filesystem::path& temp_path() const noexcept { return temp_; }
+  /// Bytes written so far.
+  std::uint64_t size() const noexcept { return size_; }
+  bool committed() const noexcept { return committed_; }
+
+ private:
+  [[noreturn]] void fail(std::string_view what, int err);
+  void discard() noexcept;
+
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  bool committed_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace litelens

@@ -1,0 +1,1084 @@
+"""
+Native bindings of litelens (use the litelens package, not this module).
+"""
+
+from collections.abc import Sequence
+import os
+from typing import Any
+
+import numpy
+import numpy.typing
+
+
+class Error(Exception):
+    """
+    A model file that litelens cannot read, or an export that cannot be written.
+
+    Attributes:
+        kind: stable lowercase name of the problem ("truncated", "bad_identifier",
+            "size_mismatch", "buffer_out_of_file", "invalid_metadata", "output", ...).
+        path: the file's path, or the label given to from_bytes() ("<memory>").
+        offset: byte offset in the file where the problem sits, or None.
+        message: the short message without path and offset.
+    """
+
+    kind: str
+    path: str
+    offset: int | None
+    message: str
+
+class Quantization:
+    """
+    Quantization parameters of a tensor: real = scale * (q - zero_point).
+
+    Affine quantization is per tensor (one scale) or per axis (one scale per slice
+    along ``axis``). Blockwise schemes keep their scales in other tensors.
+    """
+
+    @property
+    def scheme(self) -> str:
+        """"affine", "blockwise", "multi_axis", "custom" or "unknown"."""
+
+    @property
+    def scales(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The scales (float32 array; one value per tensor or per slice along ``axis``).
+        """
+
+    @property
+    def zero_points(self) -> numpy.typing.NDArray[numpy.int64]:
+        """The zero points (int64 array; one value, or one per scale)."""
+
+    @property
+    def axis(self) -> int:
+        """The quantized dimension: the axis per-axis scales run along."""
+
+    @property
+    def min(self) -> numpy.typing.NDArray[numpy.float32]:
+        """Calibration minimum (float32 array, informational; may be empty)."""
+
+    @property
+    def max(self) -> numpy.typing.NDArray[numpy.float32]:
+        """Calibration maximum (float32 array, informational; may be empty)."""
+
+    @property
+    def is_per_axis(self) -> bool:
+        """True when there is one scale per slice along ``axis``."""
+
+    @property
+    def block_size(self) -> int:
+        """Block size of blockwise quantization (0 otherwise)."""
+
+    @property
+    def scales_tensor(self) -> int | None:
+        """
+        Blockwise and multi-axis schemes: the tensor holding the scales, else None.
+        """
+
+    @property
+    def zero_points_tensor(self) -> int | None:
+        """
+        Blockwise and multi-axis schemes: the tensor holding the zero points, or None (all zero).
+        """
+
+    def __repr__(self) -> str: ...
+
+class ModelWarning:
+    """
+    Something odd in the file that the runtime tolerates (the model still opens).
+    """
+
+    @property
+    def code(self) -> str:
+        """Short stable identifier, e.g. "nonempty_buffer0"."""
+
+    @property
+    def message(self) -> str:
+        """One readable line."""
+
+    @property
+    def offset(self) -> int | None:
+        """Byte offset in the file, or None."""
+
+    def __repr__(self) -> str: ...
+
+class Signature:
+    """A named entry point of the model (a SignatureDef)."""
+
+    @property
+    def key(self) -> str:
+        """The signature's name."""
+
+    @property
+    def subgraph(self) -> int:
+        """The subgraph it runs."""
+
+    @property
+    def inputs(self) -> dict[str, int]:
+        """Input name -> tensor index in ``subgraph``."""
+
+    @property
+    def outputs(self) -> dict[str, int]:
+        """Output name -> tensor index in ``subgraph``."""
+
+    def __repr__(self) -> str: ...
+
+class Tensor:
+    """
+    A tensor of a subgraph. It keeps its model's data alive.
+
+    Constant tensors (``is_constant``) carry values in the file; ``numpy()`` reads them.
+    """
+
+    @property
+    def subgraph(self) -> int:
+        """Index of the subgraph."""
+
+    @property
+    def index(self) -> int:
+        """Index of the tensor in its subgraph."""
+
+    @property
+    def name(self) -> str:
+        """The tensor's name (may be empty)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Dimensions (row-major); () for a scalar."""
+
+    @property
+    def shape_signature(self) -> tuple[int, ...]:
+        """
+        Dimensions with -1 where the size is known only at run time; () when fully static.
+        """
+
+    @property
+    def dtype(self) -> str:
+        """
+        The stored element type as the schema names it, lowercase: "float32", "float16",
+        "int8", "int4", "bfloat16", ... ("unknown(N)" for codes this build does not know).
+        """
+
+    @property
+    def buffer(self) -> int:
+        """Index of the tensor's buffer."""
+
+    @property
+    def is_variable(self) -> bool:
+        """True for a variable tensor."""
+
+    @property
+    def is_constant(self) -> bool:
+        """True when the file holds values for this tensor."""
+
+    @property
+    def is_sparse(self) -> bool:
+        """True when the values are stored sparse (see ``sparsity``)."""
+
+    @property
+    def nbytes(self) -> int:
+        """
+        Stored byte count (0 without data; the compressed size for sparse tensors).
+        """
+
+    @property
+    def data_offset(self) -> int | None:
+        """Absolute file offset of the stored bytes, or None."""
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """Quantization parameters, or None when the tensor is not quantized."""
+
+    @property
+    def sparsity(self) -> dict[str, Any] | None:
+        """
+        Sparsity parameters as a dict (traversal_order, block_map, dim_metadata), or None.
+        """
+
+    def numpy(self) -> numpy.typing.NDArray[Any]:
+        """
+        The stored values as a dense NumPy array in the tensor's own dtype.
+
+        Zero-copy and read-only when the stored bytes already are the dense values (the array
+        keeps the model alive); a fresh array when INT4/UINT4/INT2 values are unpacked (to
+        int8/uint8) or sparse values densified. float16 stays float16; bfloat16 and float8
+        come out as their raw bits (uint16 / uint8): use ``dequantize()`` for float32.
+
+        Raises:
+            ValueError: the tensor has no data in the file, or no numeric form (string).
+        """
+
+    def dequantize(self) -> numpy.typing.NDArray[Any]:
+        """
+        float32 values: float16/bfloat16/float8 widened, quantized integers dequantized
+        (per tensor, per axis or blockwise). Unquantized integers come back as stored.
+        """
+
+    def values(self, mode: str = 'stored') -> numpy.typing.NDArray[Any]:
+        """
+        The values decoded as far as ``mode`` says: "stored" (= ``numpy()``), "widened"
+        (float16/bfloat16/float8 widened to float32) or "dequantized" (= ``dequantize()``).
+        """
+
+    def raw(self) -> numpy.typing.NDArray[numpy.uint8]:
+        """
+        The stored bytes as a read-only uint8 array (zero-copy): packed and compressed exactly
+        as in the file. Empty when the tensor has no data.
+        """
+
+    def strings(self) -> list[bytes]:
+        """The values of a STRING tensor as a list of bytes."""
+
+    def __repr__(self) -> str: ...
+
+class Operator:
+    """An operator of a subgraph, with its decoded options."""
+
+    @property
+    def subgraph(self) -> int:
+        """Index of the subgraph."""
+
+    @property
+    def index(self) -> int:
+        """Index of the operator in its subgraph."""
+
+    @property
+    def op(self) -> str:
+        """
+        The builtin op name ("CONV_2D"), "CUSTOM", or "UNKNOWN" for codes this build does not know.
+        """
+
+    @property
+    def opcode(self) -> int:
+        """The effective builtin code."""
+
+    @property
+    def custom_code(self) -> str | None:
+        """The custom op's name, or None for builtin ops."""
+
+    @property
+    def version(self) -> int:
+        """The op version."""
+
+    @property
+    def inputs(self) -> list[int]:
+        """Input tensor indices; -1 marks an absent optional input."""
+
+    @property
+    def outputs(self) -> list[int]:
+        """Output tensor indices."""
+
+    @property
+    def intermediates(self) -> list[int]:
+        """Intermediate tensor indices."""
+
+    @property
+    def options_type(self) -> str:
+        """Name of the options table ("Conv2DOptions"), "" when there is none."""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """
+        Decoded options as a dict: field name -> value, enums by name (padding "SAME").
+        For custom ops, the FlexBuffers payload decoded (empty when absent or undecodable).
+        """
+
+    @property
+    def custom_options(self) -> bytes:
+        """The raw custom options payload (b"" when there is none)."""
+
+    def __repr__(self) -> str: ...
+
+class Subgraph:
+    """A subgraph of the model (subgraph 0 is the main one)."""
+
+    @property
+    def index(self) -> int:
+        """Index of the subgraph."""
+
+    @property
+    def name(self) -> str:
+        """The subgraph's name (may be empty)."""
+
+    @property
+    def inputs(self) -> list[int]:
+        """Input tensor indices."""
+
+    @property
+    def outputs(self) -> list[int]:
+        """Output tensor indices."""
+
+    @property
+    def tensor_count(self) -> int:
+        """Number of tensors."""
+
+    @property
+    def operator_count(self) -> int:
+        """Number of operators."""
+
+    def tensors(self) -> list[Tensor]:
+        """The subgraph's tensors."""
+
+    def operators(self) -> list[Operator]:
+        """The subgraph's operators."""
+
+    def __repr__(self) -> str: ...
+
+class Model:
+    """
+    An opened, validated .tflite model. Use ``litelens.open()`` to get one.
+
+    The file is memory-mapped read-only (or the caller's bytes copied) and validated once;
+    afterwards nothing read from it can fail because of the file's bytes. A Model is a
+    context manager; ``close()`` drops this object's hold on the mapping, which is released
+    once no Tensor, Layer, Param or array made from it is alive.
+    """
+
+    @staticmethod
+    def open(path: str | os.PathLike) -> Model:
+        """
+        Memory-maps and validates the file at ``path``.
+
+        Raises:
+            Error: the file cannot be read or is not a valid model.
+        """
+
+    @staticmethod
+    def from_bytes(data: bytes | bytearray | memoryview, label: str = '<memory>') -> Model:
+        """
+        Copies and validates a model held in memory; ``label`` names it in errors.
+
+        Raises:
+            Error: the bytes are not a valid model.
+        """
+
+    def close(self) -> None:
+        """
+        Closes this model object. Arrays, tensors and layers made from it stay valid.
+        """
+
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+
+    def __enter__(self) -> Model: ...
+
+    def __exit__(self, exc_type: object | None, exc_value: object | None, traceback: object | None) -> None: ...
+
+    @property
+    def path(self) -> str:
+        """The path given to open(), or the label given to from_bytes()."""
+
+    @property
+    def file_size(self) -> int:
+        """Total bytes (the FlatBuffer plus anything stored after it)."""
+
+    @property
+    def flatbuffer_size(self) -> int:
+        """
+        Where the FlatBuffer part ends; bytes past it are weights or an appended archive.
+        """
+
+    @property
+    def version(self) -> int:
+        """The schema version (3)."""
+
+    @property
+    def description(self) -> str:
+        """The model's description string."""
+
+    @property
+    def subgraphs(self) -> list[Subgraph]:
+        """The subgraphs, main graph first."""
+
+    def tensors(self, subgraph: int = 0) -> list[Tensor]:
+        """
+        The tensors of a subgraph.
+
+        Raises:
+            IndexError: no such subgraph.
+        """
+
+    def tensor(self, key: int | str, subgraph: int = 0) -> Tensor:
+        """
+        One tensor, by index or by name (the first with that name).
+
+        Raises:
+            IndexError: bad index or subgraph.
+            KeyError: no tensor has that name.
+        """
+
+    def operators(self, subgraph: int = 0) -> list[Operator]:
+        """
+        The operators of a subgraph, in execution order.
+
+        Raises:
+            IndexError: no such subgraph.
+        """
+
+    @property
+    def signatures(self) -> list[Signature]:
+        """The signature defs."""
+
+    @property
+    def metadata(self) -> dict[str, bytes]:
+        """
+        The Model.metadata entries: name -> bytes (the first entry wins when a name repeats).
+        Decoded forms: ``read_model_metadata()``, ``read_conversion_metadata()``,
+        ``min_runtime_version``.
+        """
+
+    @property
+    def warnings(self) -> list[ModelWarning]:
+        """Oddities found at open that the runtime tolerates."""
+
+    def file_bytes(self) -> numpy.typing.NDArray[numpy.uint8]:
+        """
+        The whole file as a read-only uint8 array (zero-copy; it keeps the model alive).
+        """
+
+    def __repr__(self) -> str: ...
+
+    def layers(self, op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False) -> list[Layer]:
+        """
+        The layers matching a selection (all of them by default), in subgraph then operator order.
+
+        Args:
+            op: op name(s) ("CONV_2D", case-insensitive) or custom code(s).
+            name: a glob when it holds any of ``*?[``, else a substring; tried against the layer
+                name, its fused parts and its parameters' tensor names.
+            index: operator index (within ``subgraph``, default 0).
+            subgraph: only this subgraph.
+            exact: ``name`` must equal one of those names exactly.
+
+        Returns an empty list when nothing matches.
+
+        Raises:
+            IndexError: ``index`` or ``subgraph`` does not exist.
+        """
+
+    def layer(self, index: int, subgraph: int = 0) -> Layer:
+        """
+        The layer of one operator.
+
+        Raises:
+            IndexError: no such operator or subgraph.
+        """
+
+    def closest_layer_names(self, name: str, op: str | Sequence[str] | None = None, subgraph: int | None = None, limit: int = 5) -> list[str]:
+        """
+        Up to ``limit`` layer names closest to ``name`` (for "did you mean" messages).
+        """
+
+    def extract(self, output: str | os.PathLike[str], op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> ExportReport:
+        """
+        Writes the selected layers' parameters to a file, like ``litelens extract``.
+
+        Each array's key is "<layer key>/<role>" ("sg0.op3.CONV_2D/filter"); every export
+        carries a manifest describing each key. The file is written atomically.
+
+        Args:
+            output: .npz, .safetensors, .json, .h, or a folder of .npy files.
+            op: op name(s) or custom code(s), as for ``layers()``.
+            name: layer name pattern (glob if it holds ``*?[``, else a substring).
+            index: operator index (within ``subgraph``, default 0).
+            subgraph: only this subgraph.
+            exact: ``name`` must match exactly.
+            format: "npz", "npy", "safetensors", "json" or "c"; default: from ``output``.
+            dequantize: write float32 values (default: the stored values, unpacked and densified).
+            layout: "tflite", "keras" or "torch".
+            all_ops: also export the inputs of DEQUANTIZE and DENSIFY layers.
+
+        Raises:
+            KeyError: nothing matches the selection (the message lists the closest names).
+            Error: the output cannot be written (kind "output").
+            ValueError: unknown format or layout.
+        """
+
+    def export_bytes(self, format: str = 'npz', op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes:
+        """
+        The same export as ``extract()``, returned as bytes instead of written to a file.
+
+        Args:
+            format: "npz", "safetensors", "json" or "c".
+            op: op name(s) or custom code(s), as for ``layers()``.
+            name: layer name pattern (glob if it holds ``*?[``, else a substring).
+            index: operator index (within ``subgraph``, default 0).
+            subgraph: only this subgraph.
+            exact: ``name`` must match exactly.
+            dequantize, layout, all_ops: as for ``extract()``.
+
+        Raises:
+            KeyError: nothing matches the selection.
+            ValueError: unknown format or layout.
+        """
+
+    def read_model_metadata(self) -> ModelInfo | None:
+        """
+        The decoded TFLITE_METADATA entry, or None when the model has none.
+
+        Raises:
+            Error: the entry is broken (kind "invalid_metadata").
+        """
+
+    def read_conversion_metadata(self) -> ConversionInfo | None:
+        """
+        The decoded CONVERSION_METADATA entry, or None.
+
+        Raises:
+            Error: the entry is broken.
+        """
+
+    @property
+    def min_runtime_version(self) -> str | None:
+        """The min_runtime_version entry ("1.14.0"), or None."""
+
+    @property
+    def associated_files(self) -> list[AssociatedFile]:
+        """
+        The members of the archive appended to the model (empty when there is none).
+
+        Raises:
+            Error: the archive is broken (kind "invalid_metadata").
+        """
+
+    def read_associated_file(self, name: str) -> bytes:
+        """
+        The bytes of an associated file, decompressed and CRC-checked.
+
+        Raises:
+            KeyError: no member has that name.
+            Error: the member is corrupt.
+        """
+
+class Param:
+    """
+    One input of a layer, resolved to the constant that holds its numbers.
+
+    When a filter comes out of DEQUANTIZE (an fp16 or int8 constant) or DENSIFY (a sparse
+    constant), ``stored_tensor`` is that constant and ``via`` lists the ops followed. The
+    shape, dtype and quantization describe the stored constant (or, for a parameter fed at
+    run time, the op's input tensor).
+    """
+
+    @property
+    def role(self) -> str:
+        """
+        "input", "filter", "bias", "input_to_forget_weights", ..., or "input_<i>".
+        """
+
+    @property
+    def input_index(self) -> int:
+        """Position among the operator's inputs."""
+
+    @property
+    def tensor(self) -> int:
+        """The operator's input tensor index."""
+
+    @property
+    def stored_tensor(self) -> int | None:
+        """
+        Index of the constant holding the values, or None when fed at run time.
+        """
+
+    @property
+    def via(self) -> list[str]:
+        """
+        Ops followed from ``tensor`` to ``stored_tensor``, nearest first, e.g. ["DEQUANTIZE"].
+        """
+
+    @property
+    def via_ops(self) -> list[int]:
+        """Indices of the ops in ``via``."""
+
+    @property
+    def layout(self) -> str | None:
+        """
+        Layout label of the stored values: "OHWI" (conv filters), "1HWC" (depthwise,
+        last axis C*M), "OI" (fully connected), "O" (biases), ...; None when no layout applies.
+        """
+
+    @property
+    def is_runtime(self) -> bool:
+        """
+        True when the values are not in the file (a graph input or a computed tensor).
+        """
+
+    @property
+    def name(self) -> str:
+        """Name of the stored tensor."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the stored tensor."""
+
+    @property
+    def dtype(self) -> str:
+        """Stored dtype ("float16", "int8", ...)."""
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """Quantization of the stored tensor, or None."""
+
+    def numpy(self) -> numpy.typing.NDArray[Any]:
+        """
+        The stored values, dense, in their own dtype and the file's layout.
+
+        Zero-copy and read-only when the stored bytes already are the dense values (the array
+        keeps the model alive); a fresh array when INT4/UINT4/INT2 values are unpacked or sparse
+        values densified. float16 stays float16; bfloat16 and float8 come out as their raw bits
+        (uint16 / uint8); ``dequantize()`` gives float32.
+
+        Raises:
+            ValueError: the parameter is fed at run time.
+        """
+
+    def dequantize(self) -> numpy.typing.NDArray[Any]:
+        """
+        float32 values: floats widened, quantized integers dequantized (per tensor, per axis,
+        blockwise; int32/int64 biases with their own scales).
+        """
+
+    def values(self, mode: str = 'stored') -> numpy.typing.NDArray[Any]:
+        """Values decoded per ``mode``: "stored", "widened" or "dequantized"."""
+
+    def consumed(self) -> numpy.typing.NDArray[Any]:
+        """
+        The values the operator consumes: dequantized (float32) when the parameter comes
+        through DEQUANTIZE, otherwise the stored values (dense, unpacked).
+        """
+
+    def to_layout(self, layout: str, dequantize: bool = False) -> numpy.typing.NDArray[Any]:
+        """
+        The values converted to another framework's layout.
+
+        Args:
+            layout: "tflite" (unchanged), "keras" (HWIO; depthwise HWCM) or "torch"
+                (OIHW; depthwise O1HW, i.e. C*M,1,H,W). Parameters without a framework layout are
+                returned unchanged.
+            dequantize: convert float32 values (``dequantize()``) instead of the stored ones.
+
+        Raises:
+            ValueError: unknown layout, or a parameter fed at run time.
+        """
+
+    def layout_for(self, layout: str) -> str | None:
+        """
+        The layout label ``to_layout(layout)`` produces ("HWIO", "OIHW", ...), or None.
+        """
+
+    def __repr__(self) -> str: ...
+
+class Layer:
+    """
+    An operator with its options and its inputs by role. It keeps its model's data alive.
+    """
+
+    @property
+    def subgraph(self) -> int:
+        """Index of the subgraph."""
+
+    @property
+    def index(self) -> int:
+        """The operator's index in its subgraph."""
+
+    @property
+    def op(self) -> str:
+        """Builtin op name ("CONV_2D"), "CUSTOM" or "UNKNOWN"."""
+
+    @property
+    def custom_code(self) -> str | None:
+        """The custom op's name, or None."""
+
+    @property
+    def name(self) -> str:
+        """
+        The first output tensor's name (converters fuse several names with ';').
+        """
+
+    @property
+    def name_parts(self) -> list[str]:
+        """``name`` split at ';'."""
+
+    @property
+    def key(self) -> str:
+        """
+        Stable key "sg<subgraph>.op<index>.<op>", used by exports ("sg0.op12.CONV_2D").
+        """
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """
+        Decoded options as a dict (stride_w, padding, fused_activation_function, ...).
+        """
+
+    @property
+    def params(self) -> dict[str, Param]:
+        """
+        The present inputs by role, in input order (absent optional inputs are left out).
+        """
+
+    def __repr__(self) -> str: ...
+
+class ExportReport:
+    """What an export wrote."""
+
+    @property
+    def arrays(self) -> int:
+        """Number of arrays written."""
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of array values written."""
+
+    def __repr__(self) -> str: ...
+
+class AssociatedFileInfo:
+    """A file the metadata refers to (by name)."""
+
+    @property
+    def name(self) -> str:
+        """The file's name (a member of the appended archive)."""
+
+    @property
+    def description(self) -> str:
+        """What the file holds."""
+
+    @property
+    def type(self) -> int:
+        """The AssociatedFileType code."""
+
+    @property
+    def type_name(self) -> str:
+        """"TENSOR_AXIS_LABELS", "VOCABULARY", ..., "UNKNOWN(n)"."""
+
+    @property
+    def locale(self) -> str:
+        """Locale of the file (may be empty)."""
+
+    @property
+    def version(self) -> str:
+        """Version of the file (may be empty)."""
+
+    def __repr__(self) -> str: ...
+
+class ContentInfo:
+    """What a tensor holds (TensorMetadata.content)."""
+
+    @property
+    def kind(self) -> str:
+        """"none", "feature", "image", "bounding_box", "audio" or "unknown"."""
+
+    @property
+    def kind_code(self) -> int:
+        """The raw union tag."""
+
+    @property
+    def color_space(self) -> str:
+        """Image: "RGB", "GRAYSCALE" or "UNKNOWN"."""
+
+    @property
+    def default_width(self) -> int | None:
+        """Image: default width, or None."""
+
+    @property
+    def default_height(self) -> int | None:
+        """Image: default height, or None."""
+
+    @property
+    def box_index(self) -> list[int]:
+        """Bounding box: order of the four values (empty: natural)."""
+
+    @property
+    def box_type(self) -> str:
+        """Bounding box: "BOUNDARIES", "UPPER_LEFT", "CENTER", ..."""
+
+    @property
+    def coordinate_type(self) -> str:
+        """Bounding box: "RATIO" or "PIXEL"."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Audio: sample rate."""
+
+    @property
+    def channels(self) -> int:
+        """Audio: channel count."""
+
+    @property
+    def range(self) -> tuple[int, int] | None:
+        """
+        Inclusive (min, max) of the dimensions the content spans; None: all but the batch axis.
+        """
+
+class ProcessUnitInfo:
+    """A processing step applied outside the graph (ProcessUnit)."""
+
+    @property
+    def kind(self) -> str:
+        """
+        "normalization", "score_calibration", "score_thresholding", "bert_tokenizer",
+        "sentence_piece_tokenizer", "regex_tokenizer", "none" or "unknown".
+        """
+
+    @property
+    def kind_code(self) -> int:
+        """The raw union tag."""
+
+    @property
+    def mean(self) -> list[float]:
+        """Normalization: per-channel mean."""
+
+    @property
+    def std(self) -> list[float]:
+        """Normalization: per-channel standard deviation."""
+
+    @property
+    def score_transformation(self) -> str:
+        """Score calibration: "IDENTITY", "LOG", "INVERSE_LOGISTIC"."""
+
+    @property
+    def default_score(self) -> float:
+        """Score calibration: default score."""
+
+    @property
+    def global_score_threshold(self) -> float:
+        """Score thresholding: threshold."""
+
+    @property
+    def delim_regex_pattern(self) -> str:
+        """Regex tokenizer: delimiter pattern."""
+
+    @property
+    def vocab_files(self) -> list[AssociatedFileInfo]:
+        """Tokenizers: vocabulary files."""
+
+    @property
+    def sentence_piece_models(self) -> list[AssociatedFileInfo]:
+        """SentencePiece tokenizer: models."""
+
+class TensorMetadataInfo:
+    """Metadata of one input or output tensor."""
+
+    @property
+    def name(self) -> str:
+        """The tensor's display name."""
+
+    @property
+    def description(self) -> str:
+        """Description."""
+
+    @property
+    def dimension_names(self) -> list[str]:
+        """Names of the dimensions."""
+
+    @property
+    def content(self) -> ContentInfo | None:
+        """What the tensor holds, or None."""
+
+    @property
+    def process_units(self) -> list[ProcessUnitInfo]:
+        """Processing steps."""
+
+    @property
+    def stats_max(self) -> list[float]:
+        """Per-channel maximum (empty when absent)."""
+
+    @property
+    def stats_min(self) -> list[float]:
+        """Per-channel minimum (empty when absent)."""
+
+    @property
+    def associated_files(self) -> list[AssociatedFileInfo]:
+        """Files for this tensor (labels, ...)."""
+
+class TensorGroupInfo:
+    """A named group of tensors."""
+
+    @property
+    def name(self) -> str:
+        """The group's name."""
+
+    @property
+    def tensor_names(self) -> list[str]:
+        """Names of the tensors in the group."""
+
+class CustomMetadataInfo:
+    """A custom metadata entry (opaque to litelens)."""
+
+    @property
+    def name(self) -> str:
+        """The entry's name."""
+
+    @property
+    def data(self) -> bytes:
+        """The entry's bytes."""
+
+class SubgraphMetadataInfo:
+    """Metadata of one subgraph."""
+
+    @property
+    def name(self) -> str:
+        """Name."""
+
+    @property
+    def description(self) -> str:
+        """Description."""
+
+    @property
+    def inputs(self) -> list[TensorMetadataInfo]:
+        """Input tensors, in the order of the subgraph's inputs."""
+
+    @property
+    def outputs(self) -> list[TensorMetadataInfo]:
+        """Output tensors, in the order of the subgraph's outputs."""
+
+    @property
+    def associated_files(self) -> list[AssociatedFileInfo]:
+        """Files for the subgraph."""
+
+    @property
+    def input_process_units(self) -> list[ProcessUnitInfo]:
+        """Input processing steps."""
+
+    @property
+    def output_process_units(self) -> list[ProcessUnitInfo]:
+        """Output processing steps."""
+
+    @property
+    def input_tensor_groups(self) -> list[TensorGroupInfo]:
+        """Groups of input tensors."""
+
+    @property
+    def output_tensor_groups(self) -> list[TensorGroupInfo]:
+        """Groups of output tensors."""
+
+    @property
+    def custom_metadata(self) -> list[CustomMetadataInfo]:
+        """Custom entries."""
+
+class ModelInfo:
+    """The decoded TFLITE_METADATA entry."""
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+
+    @property
+    def description(self) -> str:
+        """Description."""
+
+    @property
+    def version(self) -> str:
+        """The model's own version."""
+
+    @property
+    def author(self) -> str:
+        """Author."""
+
+    @property
+    def license(self) -> str:
+        """License."""
+
+    @property
+    def min_parser_version(self) -> str:
+        """Oldest metadata parser that reads this entry."""
+
+    @property
+    def subgraphs(self) -> list[SubgraphMetadataInfo]:
+        """Per-subgraph metadata."""
+
+    @property
+    def associated_files(self) -> list[AssociatedFileInfo]:
+        """Files for the whole model."""
+
+    def all_associated_files(self) -> list[AssociatedFileInfo]:
+        """
+        Every associated file named anywhere in the metadata, in document order, without duplicates.
+        """
+
+    def __repr__(self) -> str: ...
+
+class ConversionInfo:
+    """The decoded CONVERSION_METADATA entry."""
+
+    @property
+    def tensorflow_version(self) -> str:
+        """TensorFlow version of the converter."""
+
+    @property
+    def api_version(self) -> int:
+        """Converter API version."""
+
+    @property
+    def model_type(self) -> str:
+        """"TF_SAVED_MODEL", "KERAS_MODEL", ..., "UNKNOWN(n)"."""
+
+    @property
+    def model_hash(self) -> int:
+        """Hash of the source model."""
+
+    @property
+    def optimization_modes(self) -> list[str]:
+        """"PTQ_FLOAT16", "PTQ_DYNAMIC_RANGE", ..."""
+
+    @property
+    def allow_custom_ops(self) -> bool:
+        """Converter flag."""
+
+    @property
+    def enable_select_tf_ops(self) -> bool:
+        """Converter flag."""
+
+    @property
+    def force_select_tf_ops(self) -> bool:
+        """Converter flag."""
+
+    @property
+    def sparsity_block_sizes(self) -> list[list[int]]:
+        """Block sizes used for sparsity."""
+
+    @property
+    def has_environment(self) -> bool:
+        """True when the entry records an environment."""
+
+    @property
+    def has_options(self) -> bool:
+        """True when the entry records converter options."""
+
+class AssociatedFile:
+    """A member of the ZIP archive appended to the model."""
+
+    @property
+    def name(self) -> str:
+        """A safe relative path ("labels.txt")."""
+
+    @property
+    def offset(self) -> int:
+        """Absolute file offset of the stored bytes."""
+
+    @property
+    def size(self) -> int:
+        """Bytes once decompressed."""
+
+    @property
+    def compressed_size(self) -> int:
+        """Bytes stored in the file."""
+
+    @property
+    def compression(self) -> int:
+        """ZIP method: 0 stored, 8 deflate."""
+
+    @property
+    def compression_name(self) -> str:
+        """"stored", "deflate" or "method N"."""
+
+    @property
+    def crc32(self) -> int:
+        """CRC-32 recorded by the archive."""
+
+    @property
+    def is_supported(self) -> bool:
+        """True when the member can be read (stored or deflate)."""
+
+    def __repr__(self) -> str: ...

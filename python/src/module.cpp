@@ -1,0 +1,14 @@
+// litelens._litelens: the native half of the litelens Python package. One init function per
+// area; the Python package (python/litelens/__init__.py) re-exports these names and adds
+// open(), conv2d_params() and extract().
+#include "common.h"
+
+NB_MODULE(_litelens, m) {
+  using namespace litelens::py;
+  m.doc() = "Native bindings of litelens (use the litelens package, not this module).";
+  init_errors(m);
+  ModelClass model = init_model(m);
+  init_layers(m, model);
+  init_export(m, model);
+  init_metadata(m, model);
+}

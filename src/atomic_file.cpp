@@ -1,0 +1,133 @@
+#include "litelens/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "litelens/error.h"
+
+namespace litelens {
+
+namespace {
+
+std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:012x}", rng() & 0xffffffffffffULL);
+}
+
+std::filesystem::path folder_of(const std::filesystem::path& target) {
+  return target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+}
+
+// The rename is durable only once the folder entry is on disk. Best effort: some file systems
+// refuse to open or sync folders, and the data itself is already synced.
+void sync_folder(const std::filesystem::path& dir) noexcept {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
+  const auto dir = folder_of(target_);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    temp_ = dir / fmt::format(".{}.tmp-{}", target_.filename().string(), random_suffix());
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd_ >= 0) return;
+    if (errno != EEXIST) break;
+  }
+  const int err = errno;
+  temp_.clear();
+  failed_ = true;
+  throw Error(ErrorKind::output, target_.string(),
+              fmt::format("cannot create a file in {}: {}", dir.string(), std::strerror(err)));
+}
+
+AtomicFile::AtomicFile(AtomicFile&& other) noexcept
+    : target_(std::move(other.target_)),
+      temp_(std::exchange(other.temp_, {})),
+      fd_(std::exchange(other.fd_, -1)),
+      size_(other.size_),
+      committed_(other.committed_),
+      failed_(std::exchange(other.failed_, true)) {}
+
+AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
+  if (this != &other) {
+    discard();
+    target_ = std::move(other.target_);
+    temp_ = std::exchange(other.temp_, {});
+    fd_ = std::exchange(other.fd_, -1);
+    size_ = other.size_;
+    committed_ = other.committed_;
+    failed_ = std::exchange(other.failed_, true);
+  }
+  return *this;
+}
+
+AtomicFile::~AtomicFile() { discard(); }
+
+void AtomicFile::discard() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!temp_.empty()) {
+    ::unlink(temp_.c_str());
+    temp_.clear();
+  }
+}
+
+void AtomicFile::fail(std::string_view what, int err) {
+  discard();
+  failed_ = true;
+  throw Error(ErrorKind::output, target_.string(), fmt::format("{}: {}", what, std::strerror(err)));
+}
+
+void AtomicFile::write(std::span<const std::byte> bytes) {
+  if (committed_) throw std::logic_error("AtomicFile::write after commit()");
+  if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");
+  const std::byte* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd_, p, std::min<std::size_t>(left, std::size_t{1} << 30));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("cannot write", errno);
+    }
+    if (n == 0) fail("cannot write", ENOSPC);
+    p += n;
+    left -= static_cast<std::size_t>(n);
+    size_ += static_cast<std::uint64_t>(n);
+  }
+}
+
+void AtomicFile::write(std::string_view text) {
+  write(std::as_bytes(std::span<const char>(text.data(), text.size())));
+}
+
+void AtomicFile::commit() {
+  if (committed_) throw std::logic_error("AtomicFile::commit() called twice");
+  if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");
+  // Data on disk before the name appears; close() can report delayed write errors too.
+  if (::fsync(fd_) != 0) fail("cannot flush to disk", errno);
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0) fail("cannot close", errno);
+  if (::rename(temp_.c_str(), target_.c_str()) != 0) fail("cannot rename into place", errno);
+  temp_.clear();
+  committed_ = true;
+  sync_folder(folder_of(target_));
+}
+
+}  // namespace litelens

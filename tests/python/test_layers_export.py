@@ -1,0 +1,386 @@
+"""`litelens extract` exports read back by independent readers, bit for bit: .npz and a folder of
+.npy files by NumPy, .safetensors by the `safetensors` package (with the manifest in
+__metadata__["manifest"]), JSON by the json module, and the C header compiled by gcc into a
+program that prints every value. Expected values come from the `tflite` package and the NumPy
+decoders of layer_oracles.py, never from litelens.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import layer_oracles as lo  # noqa: E402
+from layer_oracles import BFLOAT16, BOOL, FLOAT16, INT2, INT4, UINT4  # noqa: E402
+
+MANIFEST_FIELDS = {"subgraph", "layer", "op", "role", "tensor", "stored_tensor", "name", "stored_dtype", "dtype",
+                   "shape", "layout", "quantization", "options"}
+DTYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
+               17: "int4", 18: "bfloat16", 19: "int2", 20: "uint4"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("export") / "export_model.tflite"
+    path.write_bytes(lo.build_export_model())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def expected(model):
+    return lo.expected_params(lo.PkgModel(lo.file_bytes(model)))
+
+
+def _quantized(t: dict) -> bool:
+    return bool(t["quant"] and t["quant"]["scale"])
+
+
+def want_values(entry: dict, fmt: str, dequantize: bool) -> np.ndarray:
+    """What an export of `fmt` holds for a parameter, from the NumPy oracle: stored values
+    (packed types unpacked to int8/uint8), float16 kept where the format has it, bfloat16 kept
+    only by safetensors (as its bits here); or float32 with --dequantize."""
+    t = entry["constant"]
+    if dequantize and _quantized(t):
+        q = t["quant"]
+        return lo.dequantize(lo.np_stored(t), q["scale"], q["zero_point"], q["axis"])
+    if dequantize and t["type"] in (FLOAT16, BFLOAT16):
+        return lo.np_widened(t)
+    stored = lo.np_stored(t)
+    if t["type"] == BFLOAT16 and fmt != "safetensors":
+        return lo.np_widened(t)
+    if t["type"] == FLOAT16 and fmt in ("json", "c"):
+        return stored.astype(np.float32)
+    if t["type"] == BOOL:
+        return stored.astype(np.bool_) if fmt in ("npz", "npy", "safetensors") else stored
+    return stored
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest
+
+
+def check_manifest(manifest: dict, expected: dict, arrays_dtypes: dict | None = None, layout: str = "tflite"):
+    arrays = manifest["arrays"]
+    assert set(arrays) == set(expected), f"keys {sorted(set(arrays) ^ set(expected))} differ"
+    assert manifest.get("layout") == layout
+    for key, e in expected.items():
+        m = arrays[key]
+        missing = MANIFEST_FIELDS - set(m)
+        assert not missing, f"{key}: manifest lacks {missing}"
+        t = e["constant"]
+        got = {k: m[k] for k in ("subgraph", "layer", "op", "role", "tensor", "stored_tensor", "name", "stored_dtype",
+                                 "via")}
+        want = {"subgraph": e["subgraph"], "layer": e["layer"], "op": e["op"], "role": e["role"],
+                "tensor": e["tensor"], "stored_tensor": e["stored_tensor"], "name": t["name"],
+                "stored_dtype": DTYPE_NAMES[t["type"]], "via": e["via"]}
+        assert got == want, f"{key}: manifest {got} != {want}"
+        q = m["quantization"]
+        if _quantized(t):
+            assert q["scale"] == t["quant"]["scale"] and q["zero_point"] == t["quant"]["zero_point"], key
+            if layout == "tflite":
+                assert q["quantized_dimension"] == t["quant"]["axis"], key
+        if arrays_dtypes is not None:
+            assert m["dtype"] == arrays_dtypes[key], f"{key}: manifest dtype {m['dtype']} != {arrays_dtypes[key]}"
+        assert isinstance(m["options"], dict)
+
+
+def _npdtype_name(a: np.ndarray) -> str:
+    return "bool" if a.dtype == np.bool_ else str(a.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# npz, npy folder
+
+
+@pytest.mark.parametrize("dequantize", [False, True], ids=["stored", "dequantized"])
+def test_npz(model, expected, tmp_path, dequantize):
+    args = ["--dequantize"] if dequantize else []
+    arrays, manifest = lo.extract_npz(model, tmp_path, *args)
+    assert set(arrays) == set(expected)
+    for key, e in expected.items():
+        lo.assert_bits_equal(arrays[key], want_values(e, "npz", dequantize), f"npz {key}")
+        assert manifest["arrays"][key]["shape"] == list(arrays[key].shape)
+    check_manifest(manifest, expected, {k: _npdtype_name(a) for k, a in arrays.items()})
+    # Stable: the same export twice is the same file.
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    lo.cli("extract", model, "-o", a, *args)
+    lo.cli("extract", model, "-o", b, *args)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_npz_is_plain_zip_with_manifest(model, tmp_path):
+    import zipfile
+    out = tmp_path / "m.npz"
+    lo.cli("extract", model, "-o", out)
+    with zipfile.ZipFile(out) as z:
+        assert z.testzip() is None, "CRC mismatch"
+        names = z.namelist()
+        assert "manifest.json" in names
+        assert all(n.endswith(".npy") for n in names if n != "manifest.json")
+        json.loads(z.read("manifest.json"))
+
+
+@pytest.mark.parametrize("how", ["folder", "format"])
+def test_npy_folder(model, expected, tmp_path, how):
+    out = tmp_path / "arrays"
+    args = ["--format", "npy"] if how == "format" else []
+    if how == "format":
+        out = tmp_path / "arrays.d"
+    lo.cli("extract", model, "-o", out, *args)
+    manifest = json.loads((out / "manifest.json").read_text())
+    _, npz_manifest = lo.extract_npz(model, tmp_path)
+    assert manifest["arrays"] == npz_manifest["arrays"]
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*.npy"))
+    assert files == sorted(f"{k}.npy" for k in expected)
+    for key, e in expected.items():
+        a = np.load(out / f"{key}.npy", allow_pickle=False)
+        lo.assert_bits_equal(a, want_values(e, "npy", False), f"npy {key}")
+    check_manifest(manifest, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors
+
+
+def _safetensors_raw(path) -> tuple[dict, bytes]:
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+@pytest.mark.parametrize("dequantize", [False, True], ids=["stored", "dequantized"])
+def test_safetensors(model, expected, tmp_path, dequantize):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+    out = tmp_path / "w.safetensors"
+    lo.cli("extract", model, "-o", out, *(["--dequantize"] if dequantize else []))
+    header, body = _safetensors_raw(out)
+    with safe_open(str(out), framework="numpy") as f:
+        meta = f.metadata()
+        keys = set(f.keys())
+    assert keys == set(expected)
+    manifest = json.loads(meta["manifest"])
+    dtypes = {}
+    bf16 = {k for k in keys if header[k]["dtype"] == "BF16"}
+    assert bf16 == ({"sg0.op5.PRELU/alpha"} if not dequantize else set())
+    if bf16:
+        # NumPy has no bfloat16, so the package cannot hand these out; read their bytes by the
+        # header the package just validated.
+        for k in bf16:
+            lo_, hi = header[k]["data_offsets"]
+            got = np.frombuffer(body[lo_:hi], "<u2").reshape(header[k]["shape"])
+            lo.assert_bits_equal(got, lo.np_stored(expected[k]["constant"]), f"safetensors BF16 {k}")
+            dtypes[k] = "bfloat16"
+        # and the rest through the package
+        with safe_open(str(out), framework="numpy") as f:
+            arrays = {k: f.get_tensor(k) for k in keys - bf16}
+    else:
+        arrays = load_file(str(out))
+    for key, a in arrays.items():
+        lo.assert_bits_equal(a, want_values(expected[key], "safetensors", dequantize), f"safetensors {key}")
+        dtypes[key] = _npdtype_name(a)
+        assert header[key]["shape"] == manifest["arrays"][key]["shape"]
+    check_manifest(manifest, expected, dtypes)
+    # 8-byte aligned data, offsets contiguous in key order of the header
+    assert (8 + struct.unpack("<Q", out.read_bytes()[:8])[0]) % 8 == 0
+    spans = sorted(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[-1][1] == len(body)
+
+
+def test_safetensors_torch_layout(model, expected, tmp_path):
+    from safetensors import safe_open
+    out = tmp_path / "t.safetensors"
+    lo.cli("extract", model, "--op", "CONV_2D", "--op", "DEPTHWISE_CONV_2D", "--op", "TRANSPOSE_CONV",
+           "--op", "FULLY_CONNECTED", "--dequantize", "--layout", "torch", "-o", out)
+    with safe_open(str(out), framework="numpy") as f:
+        got = {k: f.get_tensor(k) for k in f.keys()}
+        manifest = json.loads(f.metadata()["manifest"])
+    tfl = {k: want_values(expected[k], "safetensors", True) for k in got}
+    lo.assert_bits_equal(got["sg0.op0.CONV_2D/filter"], tfl["sg0.op0.CONV_2D/filter"].transpose(0, 3, 1, 2).copy(),
+                         "conv OIHW")
+    lo.assert_bits_equal(got["sg0.op1.DEPTHWISE_CONV_2D/filter"],
+                         tfl["sg0.op1.DEPTHWISE_CONV_2D/filter"].transpose(3, 0, 1, 2).copy(), "depthwise C*M,1,H,W")
+    lo.assert_bits_equal(got["sg0.op14.TRANSPOSE_CONV/filter"],
+                         tfl["sg0.op14.TRANSPOSE_CONV/filter"].transpose(3, 0, 1, 2).copy(), "transpose conv IOHW")
+    lo.assert_bits_equal(got["sg0.op2.FULLY_CONNECTED/weights"], tfl["sg0.op2.FULLY_CONNECTED/weights"], "linear OI")
+    assert manifest["layout"] == "torch"
+    assert manifest["arrays"]["sg0.op1.DEPTHWISE_CONV_2D/filter"]["layout"] == "O1HW"
+    assert manifest["arrays"]["sg0.op1.DEPTHWISE_CONV_2D/filter"]["quantization"]["quantized_dimension"] == 0
+    assert manifest["arrays"]["sg0.op14.TRANSPOSE_CONV/output_shape"]["layout"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+
+def _json_array(values, dtype) -> np.ndarray:
+    flat = np.array(values, dtype=object).reshape(-1) if isinstance(values, list) else np.array([values], object)
+    if np.dtype(dtype).kind == "f":
+        return np.array([np.nan if v is None else v for v in flat], np.float64)
+    return np.array([int(v) for v in flat], np.int64)
+
+
+@pytest.mark.parametrize("dequantize", [False, True], ids=["stored", "dequantized"])
+def test_json(model, expected, tmp_path, dequantize):
+    out = tmp_path / "w.json"
+    lo.cli("extract", model, "-o", out, *(["--dequantize"] if dequantize else []))
+    doc = json.loads(out.read_text())
+    check_manifest(doc, expected)
+    for key, e in expected.items():
+        entry = doc["arrays"][key]
+        want = want_values(e, "json", dequantize)
+        got = _json_array(entry["values"], want.dtype)
+        assert entry["shape"] == list(want.shape), key
+        if want.ndim >= 1 and want.size:
+            # nested lists follow the shape
+            v = entry["values"]
+            for d in want.shape:
+                assert isinstance(v, list) and len(v) == d, f"{key}: nesting does not follow the shape"
+                v = v[0]
+        if want.dtype.kind == "f":
+            w = want.astype(np.float64).reshape(-1)
+            fin = np.isfinite(w)
+            np.testing.assert_array_equal(got[fin], w[fin], err_msg=key)
+            assert np.isnan(got[~fin]).all(), f"{key}: non-finite values must be null"
+            assert got.astype(np.float32).astype(np.float64)[fin].tolist() == got[fin].tolist()
+        else:
+            np.testing.assert_array_equal(got, want.astype(np.int64).reshape(-1), err_msg=key)
+
+
+# ---------------------------------------------------------------------------------------------
+# C header
+
+
+def c_identifier(key: str) -> str:
+    """The documented naming: lowercase, every character other than [a-z0-9] becomes '_', a
+    leading digit gets 't_'."""
+    ident = "".join(c.lower() if c.isascii() and c.isalnum() else "_" for c in key)
+    return "t_" + ident if not ident or ident[0].isdigit() else ident
+
+
+C_MAIN = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "weights.h"
+
+static void pf(double v) { printf("%.17g\n", v); }
+static void pi(long long v) { printf("%lld\n", v); }
+static void pu(unsigned long long v) { printf("%llu\n", v); }
+#define P(x) _Generic((x), float: pf, double: pf, signed char: pi, short: pi, int: pi, long: pi, long long: pi, \
+    unsigned char: pu, unsigned short: pu, unsigned int: pu, unsigned long: pu, unsigned long long: pu)(x)
+#define DUMP(name, NAME) do { \
+    printf("@ %s %d %lu %u\n", #name, NAME##_RANK, (unsigned long)NAME##_SIZE, \
+           (unsigned)((uintptr_t)(const void*)name % 16)); \
+    for (unsigned long i = 0; i < (unsigned long)NAME##_SIZE; ++i) P(name[i]); } while (0)
+
+int main(void) {
+@@BODY@@
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("dequantize", [False, True], ids=["stored", "dequantized"])
+def test_c_header(model, expected, tmp_path, dequantize):
+    gcc = shutil.which("gcc")
+    assert gcc, "gcc is needed to compile the exported header"
+    header = tmp_path / "weights.h"
+    lo.cli("extract", model, "-o", header, *(["--dequantize"] if dequantize else []))
+    text = header.read_text()
+    body = []
+    for key in expected:
+        ident = c_identifier(key)
+        body.append(f"  DUMP({ident}, {ident.upper()});")
+        want = want_values(expected[key], "c", dequantize)
+        macro = ident.upper()
+        assert re.search(rf"#define {macro}_RANK {want.ndim}\b", text), f"{key}: rank macro"
+        for d, n in enumerate(want.shape):
+            assert re.search(rf"#define {macro}_DIM{d} {n}\b", text), f"{key}: dim {d} macro"
+    (tmp_path / "main.c").write_text(C_MAIN.replace("@@BODY@@", "\n".join(body)))
+    exe = tmp_path / "dump"
+    cc = subprocess.run([gcc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(tmp_path / "main.c"),
+                         "-lm"], capture_output=True, text=True, cwd=tmp_path)
+    assert cc.returncode == 0, f"the header does not compile:\n{cc.stderr[-3000:]}"
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")
+    blocks, cur = {}, None
+    for line in out:
+        if line.startswith("@ "):
+            _, name, rank, size, align = line.split()
+            cur = blocks[name] = {"rank": int(rank), "size": int(size), "align": int(align), "values": []}
+        elif line:
+            cur["values"].append(line)
+    for key, e in expected.items():
+        b = blocks[c_identifier(key)]
+        want = want_values(e, "c", dequantize)
+        assert b["rank"] == want.ndim and b["size"] == want.size and b["align"] == 0, key
+        if want.dtype.kind == "f":
+            got = np.array([float(v) for v in b["values"]], np.float64).astype(want.dtype)
+            w = want.reshape(-1)
+            fin = np.isfinite(w)
+            lo.assert_bits_equal(got[fin], w[fin], f"C {key}")
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(w), err_msg=key)
+            np.testing.assert_array_equal(got[np.isinf(w)], w[np.isinf(w)], err_msg=key)
+        else:
+            np.testing.assert_array_equal(np.array([int(v) for v in b["values"]], np.int64),
+                                          want.astype(np.int64).reshape(-1), err_msg=key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def test_failed_export_leaves_nothing(model, tmp_path):
+    """An export that cannot be written fails without leaving a file or a temporary behind."""
+    missing = tmp_path / "no" / "such" / "dir" / "x.npz"
+    p = lo.cli("extract", model, "-o", missing, ok=False)
+    assert p.returncode == 1 and "[output]" in p.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_export_keeps_previous_file(tmp_path):
+    """A parameter with no numeric values (a STRING constant) makes the export fail; an existing
+    output file is left as it was and no temporary file remains."""
+    mb = lo.ModelBuilder()
+    x = mb.tensor("x", lo.FLOAT32, [1])
+    w = mb.const("w", np.array([1, 2], np.float32))
+    s = mb.tensor("s", lo.STRING, [1], np.array([1, 12, 13], np.int32).tobytes() + b"a")
+    mb.op("ADD", [x, w], [mb.tensor("y", lo.FLOAT32, [2])])
+    mb.op("ADD", [x, s], [mb.tensor("z", lo.FLOAT32, [1])])
+    mb.io([x], [])
+    path = tmp_path / "s.tflite"
+    path.write_bytes(mb.build())
+    out = tmp_path / "out.npz"
+    out.write_bytes(b"previous")
+    p = lo.cli("extract", path, "-o", out, ok=False)
+    assert p.returncode != 0, "exporting a STRING parameter should fail"
+    assert out.read_bytes() == b"previous"
+    assert sorted(os.listdir(tmp_path)) == ["out.npz", "s.tflite"]
+    # Without the string parameter it works.
+    lo.cli("extract", path, "--index", 0, "-o", out)
+    arrays, _ = lo.read_npz(out)
+    lo.assert_bits_equal(arrays["sg0.op0.ADD/input_1"], np.array([1, 2], np.float32), "w")
+
+
+def test_unknown_format_and_layout_are_usage_errors(model, tmp_path):
+    for args in (["--format", "xml"], ["--layout", "jax"]):
+        p = lo.cli("extract", model, "-o", tmp_path / "x.npz", *args, ok=False)
+        assert p.returncode != 0 and not (tmp_path / "x.npz").exists()
+        assert ("xml" in p.stderr) or ("jax" in p.stderr)
+
+
+def test_keys_unique_and_documented_form(model, expected):
+    _, manifest = lo.extract_npz(model, os.path.dirname(model), name="keys.npz")
+    keys = list(manifest["arrays"])
+    assert len(keys) == len(set(keys))
+    for k in keys:
+        m = manifest["arrays"][k]
+        assert k == f"sg{m['subgraph']}.op{m['layer']}.{m['op']}/{m['role']}"

@@ -1,0 +1,341 @@
+"""The litelens Python API: opening, lifetimes, zero-copy views, errors, exports, the CLI.
+
+Uses the real models in ${LITELENS_CACHE:-~/.cache/litelens}/models (scripts/fetch-models.sh);
+their absence is a failure. Setup: pip install . (the package), numpy, safetensors, pytest.
+"""
+from __future__ import annotations
+
+import gc
+import glob
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sysconfig
+import threading
+import weakref
+import zipfile
+
+import numpy as np
+import pytest
+
+import litelens
+
+CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
+MODEL_DIR = os.path.join(CACHE, "models")
+MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
+SHORT = os.path.join(MODEL_DIR, "face_detection_short_range.tflite")   # fp16 weights
+RECROP = os.path.join(MODEL_DIR, "hand_recrop.tflite")                  # float32 weights
+SPARSE = os.path.join(MODEL_DIR, "face_detection_full_range_sparse.tflite")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models_present():
+    for path in (SHORT, RECROP, SPARSE):
+        assert os.path.isfile(path), f"{path} missing: run scripts/fetch-models.sh (or set LITELENS_CACHE)"
+
+
+def float32_param(model: litelens.Model) -> litelens.Param:
+    """A float32 CONV_2D filter stored as is (no DEQUANTIZE): a zero-copy candidate."""
+    for layer in model.layers(op="CONV_2D"):
+        p = layer.params["filter"]
+        if p.dtype == "float32" and not p.via:
+            return p
+    raise AssertionError("no float32 conv filter")
+
+
+# ------------------------------------------------------------------ opening
+
+
+def test_open_sources_agree():
+    data = pathlib.Path(SHORT).read_bytes()
+    models = [litelens.open(SHORT), litelens.open(pathlib.Path(SHORT)), litelens.open(data),
+              litelens.open(bytearray(data)), litelens.open(memoryview(data), label="short"),
+              litelens.Model.open(SHORT), litelens.Model.from_bytes(data)]
+    ref = models[0]
+    for m in models:
+        assert m.file_size == len(data) and m.flatbuffer_size <= len(data)
+        assert [len(sg.tensors()) for sg in m.subgraphs] == [len(sg.tensors()) for sg in ref.subgraphs]
+        assert [(o.op, o.inputs, o.outputs) for o in m.operators()] == [(o.op, o.inputs, o.outputs)
+                                                                        for o in ref.operators()]
+        np.testing.assert_array_equal(litelens.conv2d_params(m)[0], litelens.conv2d_params(ref)[0])
+    assert models[0].path == SHORT and models[2].path == "<memory>" and models[4].path == "short"
+    with pytest.raises(TypeError):
+        litelens.open(12)  # type: ignore[arg-type]
+
+
+def test_context_manager_and_close():
+    with litelens.open(SHORT) as m:
+        assert not m.closed
+        layer = m.layers(op="CONV_2D")[0]
+        tensor = m.tensors()[0]
+    assert m.closed and "closed" in repr(m)
+    with pytest.raises(ValueError, match="closed"):
+        m.tensors()
+    with pytest.raises(ValueError, match="closed"):
+        m.layers()
+    m.close()  # twice is fine
+    # what was made from the model stays usable
+    assert layer.params["filter"].dequantize().shape == layer.params["filter"].shape
+    assert tensor.name == "input"
+
+
+def test_model_views():
+    with litelens.open(SHORT) as m:
+        (sg,) = m.subgraphs
+        assert (sg.index, sg.tensor_count, sg.operator_count) == (0, 250, 164)
+        assert len(m.tensors()) == 250 and len(m.operators()) == 164 and len(sg.operators()) == 164
+        t = m.tensor(sg.inputs[0])
+        assert m.tensor(t.name).index == t.index
+        assert (t.shape, t.dtype, t.is_constant, t.data_offset, t.nbytes) == ((1, 128, 128, 3), "float32", False,
+                                                                              None, 0)
+        conv = m.operators()[m.layers(op="CONV_2D")[0].index]
+        assert conv.op == "CONV_2D" and conv.custom_code is None and conv.options_type == "Conv2DOptions"
+        assert conv.options["padding"] == "SAME" and conv.options["stride_w"] == 2
+        layer = m.layer(conv.index)
+        assert layer.key == f"sg0.op{conv.index}.CONV_2D" and layer.options == conv.options
+        f = layer.params["filter"]
+        assert (f.role, f.via, f.layout, f.dtype, f.is_runtime) == ("filter", ["DEQUANTIZE"], "OHWI", "float16",
+                                                                    False)
+        assert f.tensor == conv.inputs[1] and f.stored_tensor != f.tensor and f.quantization is None
+        assert layer.params["input"].is_runtime and layer.params["input"].stored_tensor is None
+        with pytest.raises(ValueError, match="run time"):
+            layer.params["input"].numpy()
+        assert isinstance(m.metadata, dict) and isinstance(m.warnings, list)
+        assert m.min_runtime_version is None or isinstance(m.min_runtime_version, str)
+        assert repr(f).startswith("<litelens.Param filter")
+
+
+def test_layer_selection():
+    with litelens.open(SHORT) as m:
+        convs = m.layers(op="CONV_2D")
+        assert len(convs) == 21 and all(layer.op == "CONV_2D" for layer in convs)
+        assert len(m.layers(op=["conv_2d", "DEPTHWISE_CONV_2D"])) == len(convs) + len(m.layers(op="DEPTHWISE_CONV_2D"))
+        name = convs[3].name
+        assert convs[3].key in [layer.key for layer in m.layers(name=name, exact=True)]
+        assert m.layers(name="*" + name[2:]) and m.layers(name=name[1:-1])
+        assert [layer.index for layer in m.layers(index=5)] == [5]
+        assert m.layers(name="no such layer anywhere") == []
+        close = m.closest_layer_names(name + "x", op="CONV_2D", limit=3)
+        assert close[0] == name and len(close) == 3
+        with pytest.raises(IndexError):
+            m.layers(index=10_000)
+        with pytest.raises(IndexError):
+            m.layers(subgraph=3)
+        with pytest.raises(IndexError):
+            m.layer(10_000)
+        with pytest.raises(IndexError):
+            m.tensors(subgraph=1)
+        with pytest.raises(IndexError):
+            m.tensor(10_000)
+        with pytest.raises(KeyError, match="no tensor named"):
+            m.tensor("no such tensor")
+        with pytest.raises(TypeError):
+            m.layers(op=[1, 2])  # type: ignore[list-item]
+
+
+# ------------------------------------------------------------------ zero-copy and lifetime
+
+
+def test_zero_copy_is_real():
+    m = litelens.open(RECROP)
+    p = float32_param(m)
+    a, b = p.numpy(), p.numpy()
+    file = m.file_bytes()
+    t = m.tensors()[p.stored_tensor]
+    # the array is the mapping: same address as the file view at the tensor's offset
+    assert a.__array_interface__["data"][0] == file.__array_interface__["data"][0] + t.data_offset
+    assert np.shares_memory(a, b) and np.shares_memory(a, file)
+    assert a.tobytes() == bytes(file[t.data_offset: t.data_offset + t.nbytes])
+    assert not a.flags.writeable and not file.flags.writeable
+    with pytest.raises(ValueError):
+        a[(0,) * a.ndim] = 1.0
+    with pytest.raises(ValueError):
+        a.setflags(write=True)
+    assert t.numpy().__array_interface__["data"][0] == a.__array_interface__["data"][0]
+    raw = t.raw()
+    assert raw.dtype == np.uint8 and np.shares_memory(raw, a)
+    # decoding makes fresh, writable arrays
+    short = litelens.open(SHORT)
+    f = short.layers(op="CONV_2D")[0].params["filter"]
+    stored, widened = f.numpy(), f.dequantize()
+    assert stored.dtype == np.float16 and not stored.flags.writeable          # fp16 bits: zero-copy
+    assert np.shares_memory(stored, short.file_bytes())
+    assert widened.dtype == np.float32 and widened.flags.writeable            # widened: fresh
+    assert not np.shares_memory(widened, short.file_bytes())
+    widened[(0,) * widened.ndim] = 42.0  # fine: it is ours
+    sparse = litelens.open(SPARSE)
+    st = next(t for t in sparse.tensors() if t.is_sparse)
+    dense = st.numpy()
+    assert dense.flags.writeable and not np.shares_memory(dense, sparse.file_bytes())  # densified
+    assert dense.size > st.nbytes // dense.itemsize
+
+
+def test_arrays_outlive_the_model():
+    m = litelens.open(RECROP)
+    p = float32_param(m)
+    view, fresh = p.numpy(), p.to_layout("torch")
+    expected_view, expected_fresh = view.copy(), fresh.copy()
+    layer_params = m.layers(op="CONV_2D")[0].params
+    file = m.file_bytes()
+    ref = weakref.ref(m)
+    del m, p
+    gc.collect()
+    assert ref() is None  # the Python Model object is gone ...
+    np.testing.assert_array_equal(view, expected_view)  # ... the mapping is not
+    np.testing.assert_array_equal(fresh, expected_fresh)
+    assert file[:8].tobytes()[4:8] == b"TFL3"
+    np.testing.assert_array_equal(layer_params["filter"].numpy(), expected_view)
+    del view, fresh, layer_params, file
+    gc.collect()
+
+
+def test_closed_model_arrays_stay_valid():
+    with litelens.open(RECROP) as m:
+        a = float32_param(m).numpy()
+        want = a.copy()
+    gc.collect()
+    np.testing.assert_array_equal(a, want)
+
+
+def test_many_views_and_threads():
+    """Decoding releases the GIL; concurrent use from threads gives the same answers."""
+    m = litelens.open(SHORT)
+    params = [layer.params["filter"] for layer in m.layers(op=["CONV_2D", "DEPTHWISE_CONV_2D"])]
+    want = [p.dequantize() for p in params]
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            for _ in range(5):
+                for p, w in zip(params, want):
+                    np.testing.assert_array_equal(p.dequantize(), w)
+                litelens.open(SHORT).close()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_error_type_and_fields(tmp_path):
+    assert issubclass(litelens.Error, Exception)
+    with pytest.raises(litelens.Error) as e:
+        litelens.open(b"1234")
+    assert (e.value.kind, e.value.path, e.value.offset) == ("truncated", "<memory>", 0)
+    assert e.value.message and e.value.message in str(e.value)
+    data = bytearray(pathlib.Path(SHORT).read_bytes())
+    data[4:8] = b"XXXX"
+    with pytest.raises(litelens.Error) as e:
+        litelens.open(bytes(data), label="bad.tflite")
+    assert e.value.kind == "bad_identifier" and e.value.path == "bad.tflite"
+    missing = tmp_path / "missing.tflite"
+    with pytest.raises(litelens.Error) as e:
+        litelens.open(missing)
+    assert e.value.kind == "io" and e.value.path == str(missing)
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(pathlib.Path(SHORT).read_bytes()[:5000])
+    with pytest.raises(litelens.Error) as e:
+        litelens.open(cut)
+    assert e.value.path == str(cut) and e.value.kind in {"invalid_flatbuffer", "truncated", "buffer_out_of_file"}
+    # an Error can be raised and caught from Python too
+    with pytest.raises(litelens.Error):
+        raise litelens.Error("made in Python")
+
+
+def test_conv2d_params_on_real_models():
+    for path in MODELS:
+        with litelens.open(path) as m:
+            convs = m.layers(op="CONV_2D")
+            if not convs:
+                continue
+            w, b = litelens.conv2d_params(path)
+            f = convs[0].params["filter"]
+            assert w.shape == f.shape and w.dtype == np.float32, path
+            assert b is None or b.shape == (w.shape[0],)
+            name = convs[-1].name
+            w2, _ = litelens.conv2d_params(path, name)
+            np.testing.assert_array_equal(w2, convs[-1].params["filter"].consumed())
+    with pytest.raises(KeyError, match="closest names"):
+        litelens.conv2d_params(SHORT, "conv2d_99x")
+
+
+# ------------------------------------------------------------------ exports
+
+
+def test_export_bytes_npz_matches_params():
+    with litelens.open(SHORT) as m:
+        blob = m.export_bytes("npz", op="CONV_2D")
+        z = np.load(io.BytesIO(blob))
+        manifest = json.loads(zipfile.ZipFile(io.BytesIO(blob)).read("manifest.json"))["arrays"]
+        for layer in m.layers(op="CONV_2D"):
+            for role in ("filter", "bias"):
+                key = f"{layer.key}/{role}"
+                np.testing.assert_array_equal(z[key], layer.params[role].numpy())
+                assert manifest[key]["op"] == "CONV_2D" and manifest[key]["role"] == role
+        deq = np.load(io.BytesIO(m.export_bytes("npz", op="CONV_2D", dequantize=True, layout="torch")))
+        first = m.layers(op="CONV_2D")[0]
+        np.testing.assert_array_equal(deq[f"{first.key}/filter"],
+                                      first.params["filter"].to_layout("torch", dequantize=True))
+        with pytest.raises(KeyError, match="no layer matches"):
+            m.export_bytes(name="no_such_layer_name")
+        with pytest.raises(ValueError):
+            m.export_bytes("npy")
+        with pytest.raises(ValueError):
+            m.export_bytes("zip")
+
+
+def test_export_safetensors_and_json():
+    from safetensors.numpy import load
+
+    with litelens.open(SHORT) as m:
+        tensors = load(m.export_bytes("safetensors", op="CONV_2D", dequantize=True))
+        first = m.layers(op="CONV_2D")[0]
+        np.testing.assert_array_equal(tensors[f"{first.key}/filter"], first.params["filter"].dequantize())
+        doc = json.loads(m.export_bytes("json", index=first.index))
+        assert doc and first.key in json.dumps(doc)
+        assert b"#" in m.export_bytes("c", index=first.index)
+
+
+def test_extract_equals_cli(tmp_path):
+    """model.extract() and `litelens extract` write the same file."""
+    ours = tmp_path / "ours.npz"
+    report = litelens.extract(SHORT, ours, op="CONV_2D", layout="keras")
+    assert report.arrays == 42 and report.bytes > 0 and ours.stat().st_size > report.bytes
+    cli_out = tmp_path / "cli.npz"
+    subprocess.run([cli(), "extract", SHORT, "--op", "CONV_2D", "--layout", "keras", "-o", str(cli_out)],
+                   check=True, capture_output=True)
+    assert ours.read_bytes() == cli_out.read_bytes()
+    folder = tmp_path / "npy"
+    with litelens.open(SHORT) as m:
+        r = m.extract(folder, op="CONV_2D", format="npy")
+    assert r.arrays == 42 and (folder / "manifest.json").is_file()
+    with pytest.raises(KeyError):
+        litelens.extract(SHORT, tmp_path / "none.npz", name="nothing matches this")
+    assert not (tmp_path / "none.npz").exists()
+
+
+# ------------------------------------------------------------------ the installed command
+
+
+def cli() -> str:
+    path = os.path.join(sysconfig.get_path("scripts"), "litelens")
+    assert os.access(path, os.X_OK), f"pip install . did not install the litelens command at {path}"
+    return path
+
+
+def test_cli_installed():
+    out = subprocess.run([cli(), "--version"], check=True, capture_output=True, text=True).stdout
+    assert "litelens" in out
+    info = subprocess.run([cli(), "tensors", SHORT, "--json"], check=True, capture_output=True, text=True).stdout
+    doc = json.loads(info)
+    with litelens.open(SHORT) as m:
+        assert [t["name"] for t in doc["subgraphs"][0]["tensors"]] == [t.name for t in m.tensors()]

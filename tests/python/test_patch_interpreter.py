@@ -1,0 +1,333 @@
+"""`litelens patch` checked by the LiteRT interpreter on small models built here.
+
+Setup:  pip install numpy ai-edge-litert tflite flatbuffers pytest
+Env:    LITELENS_CLI  litelens binary (default: <repo>/build/tools/litelens/litelens)
+
+The model: input [1,4] -> FULLY_CONNECTED (w1 [8,4], b1 [8]) -> FULLY_CONNECTED (w2 [3,8],
+b2 [3]) -> output [1,3], optionally with its weights stored after the FlatBuffer (the
+converter's >2 GB layout) and with an appended associated-file archive.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import zipfile
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens", "litelens")
+if not os.path.isabs(CLI):
+    CLI = os.path.join(REPO, CLI)
+
+W1 = (np.arange(32, dtype=np.float32).reshape(8, 4) - 16) / 10
+B1 = np.linspace(-1, 1, 8, dtype=np.float32)
+W2 = (np.arange(24, dtype=np.float32).reshape(3, 8) % 7 - 3) / 4
+B2 = np.array([0.5, -1.25, 3.0], dtype=np.float32)
+X = np.array([[0.3, -1.2, 2.5, 0.7]], dtype=np.float32)
+
+
+def run_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    if not os.path.isfile(CLI):
+        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
+    p = subprocess.run([CLI, *args], capture_output=True, timeout=300)
+    if ok and p.returncode != 0:
+        pytest.fail(f"`litelens {' '.join(args)}` exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
+    return p
+
+
+def build_mlp(outside: bool = False, w2_dtype=np.float32) -> bytes:
+    """The two-layer model as .tflite bytes (weights after the FlatBuffer when `outside`)."""
+    import flatbuffers
+    import tflite
+
+    payloads = [b"", W1.tobytes(), B1.tobytes(), W2.astype(w2_dtype).tobytes(), B2.tobytes()]
+    meta = [("min_runtime_version", b"1.5.0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")]
+    if outside:
+        meta.append(("buffer_location", b"outside flatbuffers"))
+
+    def build(offsets: list[int] | None) -> bytes:
+        b = flatbuffers.Builder(4096)
+
+        def ivec(vals, dtype=np.int32):
+            return b.CreateNumpyVector(np.asarray(vals, dtype=dtype))
+
+        def ovec(offs):
+            b.StartVector(4, len(offs), 4)
+            for o in reversed(offs):
+                b.PrependUOffsetTRelative(o)
+            return b.EndVector()
+
+        def bytes_vec(data: bytes):
+            b.StartVector(1, len(data), 16)
+            b.head = b.head - len(data)
+            b.Bytes[b.head:b.head + len(data)] = data
+            return b.EndVector()
+
+        T = tflite.TensorType
+
+        def tensor(name, shape, buf=0, ttype=T.FLOAT32):
+            n, sh = b.CreateString(name), ivec(shape)
+            tflite.TensorStart(b)
+            tflite.TensorAddShape(b, sh)
+            tflite.TensorAddType(b, ttype)
+            tflite.TensorAddBuffer(b, buf)
+            tflite.TensorAddName(b, n)
+            return tflite.TensorEnd(b)
+
+        tensors = [tensor("input", [1, 4]), tensor("dense/kernel", [8, 4], 1), tensor("dense/bias", [8], 2),
+                   tensor("dense/out", [1, 8]), tensor("head/kernel", [3, 8], 3), tensor("head/bias", [3], 4),
+                   tensor("head/out", [1, 3])]
+
+        def fc(ins, outs):
+            tflite.FullyConnectedOptionsStart(b)
+            opts = tflite.FullyConnectedOptionsEnd(b)
+            i, o = ivec(ins), ivec(outs)
+            tflite.OperatorStart(b)
+            tflite.OperatorAddOpcodeIndex(b, 0)
+            tflite.OperatorAddInputs(b, i)
+            tflite.OperatorAddOutputs(b, o)
+            tflite.OperatorAddBuiltinOptionsType(b, tflite.BuiltinOptions.FullyConnectedOptions)
+            tflite.OperatorAddBuiltinOptions(b, opts)
+            return tflite.OperatorEnd(b)
+
+        ops = [fc([0, 1, 2], [3]), fc([3, 4, 5], [6])]
+        name = b.CreateString("main")
+        tv, ov, iv, outv = ovec(tensors), ovec(ops), ivec([0]), ivec([6])
+        tflite.SubGraphStart(b)
+        tflite.SubGraphAddTensors(b, tv)
+        tflite.SubGraphAddOperators(b, ov)
+        tflite.SubGraphAddInputs(b, iv)
+        tflite.SubGraphAddOutputs(b, outv)
+        tflite.SubGraphAddName(b, name)
+        sg = tflite.SubGraphEnd(b)
+
+        tflite.OperatorCodeStart(b)
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, tflite.BuiltinOperator.FULLY_CONNECTED)
+        tflite.OperatorCodeAddBuiltinCode(b, tflite.BuiltinOperator.FULLY_CONNECTED)
+        tflite.OperatorCodeAddVersion(b, 1)
+        code = tflite.OperatorCodeEnd(b)
+
+        all_payloads = payloads + [m[1] for m in meta]
+        bufs = []
+        for i, data in enumerate(all_payloads):
+            weight = 0 < i < len(payloads)
+            dv = bytes_vec(data) if data and not (outside and weight) else None
+            tflite.BufferStart(b)
+            if dv is not None:
+                tflite.BufferAddData(b, dv)
+            if outside and weight:
+                tflite.BufferAddOffset(b, offsets[i] if offsets else 1)
+                tflite.BufferAddSize(b, len(data))
+            bufs.append(tflite.BufferEnd(b))
+
+        metas = []
+        for k, (mname, _) in enumerate(meta):
+            s = b.CreateString(mname)
+            tflite.MetadataStart(b)
+            tflite.MetadataAddName(b, s)
+            tflite.MetadataAddBuffer(b, len(payloads) + k)
+            metas.append(tflite.MetadataEnd(b))
+
+        # A signature, to check it survives.
+        def tmap(nm, idx):
+            s = b.CreateString(nm)
+            tflite.TensorMapStart(b)
+            tflite.TensorMapAddName(b, s)
+            tflite.TensorMapAddTensorIndex(b, idx)
+            return tflite.TensorMapEnd(b)
+
+        sin, sout = ovec([tmap("x", 0)]), ovec([tmap("y", 6)])
+        skey = b.CreateString("serving_default")
+        tflite.SignatureDefStart(b)
+        tflite.SignatureDefAddInputs(b, sin)
+        tflite.SignatureDefAddOutputs(b, sout)
+        tflite.SignatureDefAddSignatureKey(b, skey)
+        tflite.SignatureDefAddSubgraphIndex(b, 0)
+        sig = tflite.SignatureDefEnd(b)
+
+        desc = b.CreateString("litelens patch test model")
+        ocv, sgv, bv, mdv, sdv = ovec([code]), ovec([sg]), ovec(bufs), ovec(metas), ovec([sig])
+        tflite.ModelStart(b)
+        tflite.ModelAddVersion(b, 3)
+        tflite.ModelAddOperatorCodes(b, ocv)
+        tflite.ModelAddSubgraphs(b, sgv)
+        tflite.ModelAddDescription(b, desc)
+        tflite.ModelAddBuffers(b, bv)
+        tflite.ModelAddMetadata(b, mdv)
+        tflite.ModelAddSignatureDefs(b, sdv)
+        m = tflite.ModelEnd(b)
+        b.Finish(m, file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+    if not outside:
+        return build(None)
+    first = build(None)
+    cursor = len(first) + (16 - len(first) % 16)
+    offsets, tail = [0] * len(payloads), b""
+    for i in range(1, len(payloads)):
+        offsets[i] = cursor
+        tail += payloads[i] + b"\0" * ((16 - len(payloads[i]) % 16) % 16)
+        cursor = offsets[i] + len(payloads[i])
+        cursor += (16 - cursor % 16) % 16
+    second = build(offsets)
+    assert len(second) == len(first)
+    return second + b"\0" * (16 - len(second) % 16) + tail
+
+
+def interpreter(path: str):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=path, experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    return it
+
+
+def run(path: str, x: np.ndarray = X) -> np.ndarray:
+    it = interpreter(path)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"]).copy()
+
+
+def expected(w1=W1, b1=B1, w2=W2, b2=B2, x=X) -> np.ndarray:
+    return (x @ w1.T + b1) @ w2.T + b2
+
+
+@pytest.fixture(params=["inline", "outside"])
+def mlp(request, tmp_path) -> str:
+    path = str(tmp_path / f"mlp_{request.param}.tflite")
+    with open(path, "wb") as f:
+        f.write(build_mlp(outside=request.param == "outside"))
+    return path
+
+
+def tensor_bytes(path: str) -> dict:
+    doc = json.loads(run_cli("tensors", path, "--json").stdout)
+    data = open(path, "rb").read()
+    out = {}
+    for t in doc["subgraphs"][0]["tensors"]:
+        if t.get("data_offset") is not None:
+            out[t["name"]] = data[t["data_offset"]:t["data_offset"] + t["nbytes"]]
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+
+def test_the_model_runs(mlp):
+    np.testing.assert_allclose(run(mlp), expected(), rtol=1e-5, atol=1e-5)
+
+
+def test_identity_patch_gives_identical_outputs(mlp, tmp_path):
+    export = str(tmp_path / "w.npz")
+    out = str(tmp_path / "same.tflite")
+    run_cli("extract", mlp, "-o", export)
+    run_cli("patch", mlp, "-o", out, "--from", export)
+    np.testing.assert_array_equal(run(out), run(mlp))
+    assert tensor_bytes(out) == tensor_bytes(mlp)
+
+
+def test_zero_final_weights_and_set_bias(mlp, tmp_path):
+    zeros, bias = str(tmp_path / "zeros.npy"), str(tmp_path / "bias.npy")
+    new_bias = np.array([1.5, -2.0, 0.125], np.float32)
+    np.save(zeros, np.zeros((3, 8), np.float32))
+    np.save(bias, new_bias)
+    out = str(tmp_path / "ablated.tflite")
+    p = run_cli("patch", mlp, "-o", out, "--set", f"sg0.op1.FULLY_CONNECTED/weights={zeros}",
+                "--set", f"head/bias={bias}", "--json")
+    report = json.loads(p.stdout)
+    assert [t["name"] for t in report["tensors"]] == ["head/kernel", "head/bias"]
+    y = run(out)
+    np.testing.assert_array_equal(y, new_bias[None, :])
+    for x in (np.zeros((1, 4), np.float32), np.full((1, 4), 7.0, np.float32)):
+        np.testing.assert_array_equal(run(out, x), new_bias[None, :])
+    # The first layer is untouched, byte for byte.
+    before, after = tensor_bytes(mlp), tensor_bytes(out)
+    assert before["dense/kernel"] == after["dense/kernel"] and before["dense/bias"] == after["dense/bias"]
+
+
+def test_new_first_layer_values(mlp, tmp_path):
+    w1 = np.random.default_rng(7).normal(size=(8, 4)).astype(np.float32)
+    path = str(tmp_path / "w1.npy")
+    np.save(path, w1)
+    out = str(tmp_path / "w1.tflite")
+    run_cli("patch", mlp, "-o", out, "--set", f"dense/kernel={path}")
+    np.testing.assert_allclose(run(out), expected(w1=w1), rtol=1e-5, atol=1e-5)
+
+
+def test_outside_layout_is_kept(tmp_path):
+    src = str(tmp_path / "outside.tflite")
+    with open(src, "wb") as f:
+        f.write(build_mlp(outside=True))
+    path = str(tmp_path / "b2.npy")
+    np.save(path, np.array([9, 8, 7], np.float32))
+    out = str(tmp_path / "patched.tflite")
+    run_cli("patch", src, "-o", out, "--set", f"head/bias={path}")
+    info = json.loads(run_cli("info", out, "--json").stdout)
+    fb = info["flatbuffer_size"]
+    doc = json.loads(run_cli("tensors", out, "--json").stdout)
+    constants = [t for t in doc["subgraphs"][0]["tensors"] if t.get("data_offset") is not None]
+    assert len(constants) == 4
+    for t in constants:
+        assert t["data_offset"] % 16 == 0
+        assert t["data_offset"] >= fb, t["name"]
+    np.testing.assert_allclose(run(out), expected(b2=np.array([9, 8, 7], np.float32)), rtol=1e-5, atol=1e-5)
+
+
+def test_dtype_and_shape_errors(mlp, tmp_path):
+    bad_shape, bad_dtype = str(tmp_path / "s.npy"), str(tmp_path / "d.npy")
+    np.save(bad_shape, np.zeros((3, 7), np.float32))
+    np.save(bad_dtype, np.zeros((3, 8), np.float64))
+    out = str(tmp_path / "never.tflite")
+    p = run_cli("patch", mlp, "-o", out, "--set", f"head/kernel={bad_shape}", ok=False)
+    assert p.returncode == 2 and b"shape_mismatch" in p.stderr
+    p = run_cli("patch", mlp, "-o", out, "--set", f"head/kernel={bad_dtype}", ok=False)
+    assert p.returncode == 2 and b"dtype_mismatch" in p.stderr
+    p = run_cli("patch", mlp, "-o", out, "--set", f"no/such/tensor={bad_dtype}", ok=False)
+    assert p.returncode == 1 and b"unknown_selector" in p.stderr
+    p = run_cli("patch", mlp, "-o", mlp, "--set", f"head/kernel={bad_dtype}", ok=False)
+    assert p.returncode == 2
+    assert not os.path.exists(out)
+
+
+def test_appended_archive_survives(tmp_path):
+    src = str(tmp_path / "with_files.tflite")
+    with open(src, "wb") as f:
+        f.write(build_mlp())
+    with zipfile.ZipFile(src, "a") as z:  # what the metadata populator does
+        z.writestr("labels.txt", "cat\ndog\nbird\n")
+        z.writestr("vocab/words.txt", "a b c\n")
+    quant = "scale:0.25;zero_point:0"
+    out = str(tmp_path / "patched.tflite")
+    p = run_cli("patch", src, "-o", out, "--set-quant", f"head/out={quant}", "--json")
+    assert json.loads(p.stdout)["archive"] is True
+    with zipfile.ZipFile(out) as z:
+        assert z.read("labels.txt") == b"cat\ndog\nbird\n"
+        assert z.read("vocab/words.txt") == b"a b c\n"
+        assert z.testzip() is None
+    listing = run_cli("files", out).stdout.decode()
+    assert "labels.txt" in listing and "vocab/words.txt" in listing
+    interpreter(out)  # still loads
+
+
+def test_diff_reports_the_change(mlp, tmp_path):
+    path = str(tmp_path / "w2.npy")
+    w2 = W2.copy()
+    w2[0, 0] += 0.5
+    np.save(path, w2)
+    out = str(tmp_path / "w2.tflite")
+    run_cli("patch", mlp, "-o", out, "--set", f"head/kernel={path}")
+    d = json.loads(run_cli("diff", mlp, out, "--json").stdout)
+    assert d["summary"]["matched_layers"] == 2 and d["summary"]["only_in_a"] == 0
+    changed = [(l["a"]["key"], p["role"], p["values"]) for l in d["layers"] for p in l["params"] if not p["identical"]]
+    assert len(changed) == 1
+    key, role, values = changed[0]
+    assert (key, role) == ("sg0.op1.FULLY_CONNECTED", "weights")
+    assert values["differing"] == 1 and values["max_abs_diff"] == pytest.approx(0.5)
+    a, b = W2.ravel().astype(np.float64), w2.ravel().astype(np.float64)
+    assert values["rel_error"] == pytest.approx(np.linalg.norm(a - b) / np.linalg.norm(a))
+    assert values["cosine"] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b))

@@ -1,0 +1,838 @@
+// litelens::patch: values and quantization written back, everything else preserved.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "litelens/array.h"
+#include "litelens/decode.h"
+#include "litelens/export.h"
+#include "litelens/layer.h"
+#include "litelens/metadata.h"
+#include "litelens/patch.h"
+#include "model_builder.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace litelens;
+using litelens::testing::ModelBuilder;
+using litelens::testing::to_bytes;
+
+template <class T>
+Array array_of(DType dtype, std::vector<std::int64_t> shape, const std::vector<T>& values) {
+  std::vector<std::byte> bytes(values.size() * sizeof(T));
+  if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
+  return Array::own(dtype, std::move(shape), std::move(bytes));
+}
+
+template <class T>
+std::vector<T> values_of(std::span<const std::byte> bytes) {
+  std::vector<T> out(bytes.size() / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+  return out;
+}
+
+std::vector<float> filter_values(float offset) {
+  std::vector<float> v(4 * 3 * 3 * 3);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.25f + offset;
+  return v;
+}
+
+ValueUpdate update(std::string selector, Array values) {
+  ValueUpdate u;
+  u.selector = std::move(selector);
+  u.values = std::move(values);
+  return u;
+}
+
+// The conv model plus a metadata entry and a signature.
+ModelBuilder rich_conv_model() {
+  ModelBuilder b = litelens::testing::conv_model();
+  b.add_metadata("min_runtime_version", {'1', '.', '1', '4', 0});
+  b.add_signature("serving_default", 0, {{"x", 0}}, {{"y", 3}});
+  return b;
+}
+
+std::vector<std::byte> patch(const std::vector<std::byte>& model_bytes, PatchSpec spec, PatchOptions options = {},
+                             PatchReport* report = nullptr) {
+  const Model m = Model::from_bytes(model_bytes);
+  return patch_to_memory(m, spec, options, report);
+}
+
+template <class F>
+void expect_patch_error(F&& f, PatchError::Kind kind, const std::string& fragment) {
+  try {
+    f();
+  } catch (const PatchError& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << "message: " << e.what() << "\nwanted: " << fragment;
+    return;
+  }
+  ADD_FAILURE() << "expected a PatchError containing: " << fragment;
+}
+
+fs::path scratch() {
+  const auto dir = fs::temp_directory_path() / "litelens-tests" / ("patch-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_file(const fs::path& p, std::span<const std::byte> bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::vector<std::byte> read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(c.size());
+  if (!c.empty()) std::memcpy(out.data(), c.data(), c.size());
+  return out;
+}
+
+// ---- a tiny ZIP writer (stored entries) --------------------------------------------------------
+
+void put16(std::vector<std::byte>& v, std::uint64_t x) {
+  for (int i = 0; i < 2; ++i) v.push_back(static_cast<std::byte>((x >> (8 * i)) & 0xff));
+}
+void put32(std::vector<std::byte>& v, std::uint64_t x) {
+  for (int i = 0; i < 4; ++i) v.push_back(static_cast<std::byte>((x >> (8 * i)) & 0xff));
+}
+
+// Appends an archive of `files` to `model`, with offsets absolute (as Python's zipfile writes
+// when appending to a model) or relative to the archive start.
+std::vector<std::byte> with_zip(std::vector<std::byte> model, const std::vector<std::pair<std::string, std::string>>& files,
+                                bool absolute) {
+  const std::uint64_t base = model.size();
+  const std::uint64_t shift = absolute ? base : 0;
+  std::vector<std::byte> z;
+  std::vector<std::uint64_t> local;
+  std::vector<std::uint32_t> crcs;
+  for (const auto& [name, content] : files) {
+    local.push_back(z.size());
+    const auto crc = static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(content.data()), content.size()));
+    crcs.push_back(crc);
+    put32(z, 0x04034b50);
+    put16(z, 20);
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0x21);
+    put32(z, crc);
+    put32(z, content.size());
+    put32(z, content.size());
+    put16(z, name.size());
+    put16(z, 0);
+    for (char c : name) z.push_back(static_cast<std::byte>(c));
+    for (char c : content) z.push_back(static_cast<std::byte>(c));
+  }
+  const std::uint64_t cd = z.size();
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& [name, content] = files[i];
+    put32(z, 0x02014b50);
+    put16(z, 20);
+    put16(z, 20);
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0x21);
+    put32(z, crcs[i]);
+    put32(z, content.size());
+    put32(z, content.size());
+    put16(z, name.size());
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0);
+    put32(z, 0);
+    put32(z, shift + local[i]);
+    for (char c : name) z.push_back(static_cast<std::byte>(c));
+  }
+  const std::uint64_t cd_size = z.size() - cd;
+  put32(z, 0x06054b50);
+  put16(z, 0);
+  put16(z, 0);
+  put16(z, files.size());
+  put16(z, files.size());
+  put32(z, cd_size);
+  put32(z, shift + cd);
+  put16(z, 0);
+  model.insert(model.end(), z.begin(), z.end());
+  return model;
+}
+
+// A model whose CONV_2D filter is an fp16 constant behind DEQUANTIZE (as fp16 converters write).
+ModelBuilder fp16_conv_model() {
+  ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  b.add_tensor(sg, "input", {1, 8, 8, 3});
+  std::vector<std::uint16_t> half(4 * 3 * 3 * 3);
+  for (std::size_t i = 0; i < half.size(); ++i) half[i] = float_to_float16_bits(static_cast<float>(i) * 0.125f - 3.0f);
+  b.add_constant(sg, "conv/filter_fp16", {4, 3, 3, 3}, tflite::TensorType_FLOAT16, to_bytes(half));  // 1
+  b.add_tensor(sg, "conv/filter", {4, 3, 3, 3});                                                      // 2
+  b.add_constant(sg, "conv/bias", {4}, tflite::TensorType_FLOAT32, to_bytes(std::vector<float>{1, 2, 3, 4}));  // 3
+  b.add_tensor(sg, "conv/output", {1, 3, 3, 4});                                                      // 4
+  const int deq = b.add_opcode(tflite::BuiltinOperator_DEQUANTIZE);
+  const int conv = b.add_opcode(tflite::BuiltinOperator_CONV_2D);
+  b.add_operator(sg, deq, {1}, {2});
+  const int op = b.add_operator(sg, conv, {0, 2, 3}, {4});
+  tflite::Conv2DOptionsT options;
+  options.padding = tflite::Padding_VALID;
+  options.stride_w = 2;
+  options.stride_h = 2;
+  b.op(sg, op).builtin_options.Set(std::move(options));
+  b.subgraph(sg).inputs = {0};
+  b.subgraph(sg).outputs = {4};
+  return b;
+}
+
+// A FULLY_CONNECTED model with int8 per-channel weights and an int32 bias.
+ModelBuilder int8_fc_model() {
+  ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  b.add_tensor(sg, "x", {1, 4}, tflite::TensorType_INT8);
+  std::vector<std::int8_t> w = {1, 2, 3, 4, -1, -2, -3, -4, 10, 20, 30, 40};
+  b.add_constant(sg, "fc/weights", {3, 4}, tflite::TensorType_INT8, to_bytes(w));
+  b.add_constant(sg, "fc/bias", {3}, tflite::TensorType_INT32, to_bytes(std::vector<std::int32_t>{7, -8, 9}));
+  b.add_tensor(sg, "fc/out", {1, 3}, tflite::TensorType_INT8);
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f, 0.25f, 0.125f};
+  q->zero_point = {0, 0, 0};
+  q->quantized_dimension = 0;
+  b.tensor(sg, 1).quantization = std::move(q);
+  const int fc = b.add_opcode(tflite::BuiltinOperator_FULLY_CONNECTED);
+  b.add_operator(sg, fc, {0, 1, 2}, {3});
+  b.subgraph(sg).inputs = {0};
+  b.subgraph(sg).outputs = {3};
+  return b;
+}
+
+// A DEPTHWISE_CONV_2D with C=2 channels and depth multiplier 3: filter [1,3,3,6].
+ModelBuilder depthwise_model() {
+  ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  b.add_tensor(sg, "input", {1, 8, 8, 2});
+  std::vector<float> f(1 * 3 * 3 * 6);
+  for (std::size_t i = 0; i < f.size(); ++i) f[i] = static_cast<float>(i) - 20.0f;
+  b.add_constant(sg, "dw/filter", {1, 3, 3, 6}, tflite::TensorType_FLOAT32, to_bytes(f));
+  b.add_constant(sg, "dw/bias", {6}, tflite::TensorType_FLOAT32, to_bytes(std::vector<float>{1, 2, 3, 4, 5, 6}));
+  b.add_tensor(sg, "dw/output", {1, 6, 6, 6});
+  const int code = b.add_opcode(tflite::BuiltinOperator_DEPTHWISE_CONV_2D);
+  const int op = b.add_operator(sg, code, {0, 1, 2}, {3});
+  tflite::DepthwiseConv2DOptionsT options;
+  options.padding = tflite::Padding_VALID;
+  options.stride_w = 1;
+  options.stride_h = 1;
+  options.depth_multiplier = 3;
+  b.op(sg, op).builtin_options.Set(std::move(options));
+  b.subgraph(sg).inputs = {0};
+  b.subgraph(sg).outputs = {3};
+  return b;
+}
+
+void expect_all_constants_aligned(const Model& m) {
+  for (const Subgraph sg : m.subgraphs())
+    for (const Tensor t : sg.tensors())
+      if (t.is_constant()) EXPECT_EQ(*t.data_offset() % 16, 0u) << "tensor " << t.index() << " '" << t.name() << "'";
+}
+
+// ---- values ----------------------------------------------------------------------------------------
+
+TEST(patch_test, new_values_are_read_back_and_everything_else_is_identical) {
+  const auto original = rich_conv_model().finish();
+  const Model in = Model::from_bytes(original);
+  const auto fresh = filter_values(7.0f);
+  PatchReport report;
+  const auto out_bytes = patch(original, {{update("conv/filter", array_of(DType::float32, {4, 3, 3, 3}, fresh))}}, {}, &report);
+  const Model out = Model::from_bytes(out_bytes);
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), fresh);
+  // Untouched: the bias, metadata, signatures, description, options.
+  EXPECT_TRUE(std::ranges::equal(in.subgraph(0).tensor(2).data(), out.subgraph(0).tensor(2).data()));
+  ASSERT_EQ(out.metadata().size(), 1u);
+  EXPECT_EQ(out.metadata()[0].name, "min_runtime_version");
+  EXPECT_TRUE(std::ranges::equal(in.metadata()[0].data, out.metadata()[0].data));
+  ASSERT_EQ(out.signatures().size(), 1u);
+  EXPECT_EQ(out.signatures()[0].key, "serving_default");
+  EXPECT_EQ(out.signatures()[0].outputs[0].tensor, 3);
+  EXPECT_EQ(out.description(), in.description());
+  EXPECT_EQ(out.subgraph(0).op(0).options().find("stride_w")->as_int(), 2);
+  ASSERT_EQ(report.tensors.size(), 1u);
+  EXPECT_EQ(report.tensors[0].tensor, 1);
+  EXPECT_EQ(report.tensors[0].conversion, "copied");
+  EXPECT_FALSE(report.tensors[0].split);
+  EXPECT_TRUE(report.warnings.empty());
+  expect_all_constants_aligned(out);
+}
+
+TEST(patch_test, identity_patch_changes_no_tensor_bytes) {
+  const auto original = rich_conv_model().finish();
+  const Model in = Model::from_bytes(original);
+  const Array same = decode(in, in.subgraph(0).tensor(1));
+  PatchReport report;
+  const auto out_bytes = patch(original, {{update("#1", Array::own(same.dtype(), same.shape(),
+                                                                    {same.bytes().begin(), same.bytes().end()}))}},
+                               {}, &report);
+  const Model out = Model::from_bytes(out_bytes);
+  for (const Tensor t : in.subgraph(0).tensors())
+    EXPECT_TRUE(std::ranges::equal(t.data(), out.subgraph(0).tensor(t.index()).data()));
+  EXPECT_TRUE(report.tensors[0].unchanged);
+}
+
+TEST(patch_test, selectors_name_index_and_layer_key) {
+  const auto original = fp16_conv_model().finish();
+  const Model m = Model::from_bytes(original);
+  const auto by_key = resolve_selector(m, "sg0.op1.CONV_2D/filter");
+  EXPECT_EQ(by_key.tensor, 1);
+  EXPECT_EQ(by_key.selected_tensor, 2);
+  EXPECT_EQ(by_key.via, std::vector<std::string>{"DEQUANTIZE"});
+  EXPECT_TRUE(by_key.layer.has_value());
+  const auto by_name = resolve_selector(m, "conv/filter");  // the DEQUANTIZE output, followed back
+  EXPECT_EQ(by_name.tensor, 1);
+  EXPECT_EQ(by_name.via, std::vector<std::string>{"DEQUANTIZE"});
+  EXPECT_EQ(resolve_selector(m, "#3").tensor, 3);
+  EXPECT_EQ(resolve_selector(m, "conv/filter_fp16").tensor, 1);
+  expect_patch_error([&] { resolve_selector(m, "conv/filtr"); }, PatchError::Kind::unknown_selector, "conv/filter");
+  expect_patch_error([&] { resolve_selector(m, "#99"); }, PatchError::Kind::unknown_selector, "#99");
+  expect_patch_error([&] { resolve_selector(m, "sg0.op1.CONV_2D/weights"); }, PatchError::Kind::unknown_selector,
+                     "no parameter 'weights'");
+  expect_patch_error([&] { resolve_selector(m, "sg0.op1.ADD/filter"); }, PatchError::Kind::unknown_selector, "is CONV_2D");
+  // The input is fed at run time: selectable, but it has no values.
+  const auto input = resolve_selector(m, "input");
+  EXPECT_EQ(input.tensor, -1);
+  expect_patch_error([&] { patch(original, {{update("input", array_of(DType::float32, {1, 8, 8, 3}, std::vector<float>(192)))}}); },
+                     PatchError::Kind::not_constant, "run time");
+}
+
+TEST(patch_test, ambiguous_names_need_an_index) {
+  ModelBuilder b = litelens::testing::conv_model();
+  b.tensor(0, 2).name = "conv/filter";
+  const auto bytes = b.finish();
+  const Model m = Model::from_bytes(bytes);
+  expect_patch_error([&] { resolve_selector(m, "conv/filter"); }, PatchError::Kind::ambiguous_selector, "#N");
+}
+
+TEST(patch_test, shape_and_dtype_must_match) {
+  const auto original = litelens::testing::conv_model().finish();
+  expect_patch_error([&] { patch(original, {{update("conv/bias", array_of(DType::float32, {5}, std::vector<float>(5)))}}); },
+                     PatchError::Kind::shape_mismatch, "shape [4]");
+  expect_patch_error([&] { patch(original, {{update("conv/bias", array_of(DType::float64, {4}, std::vector<double>(4)))}}); },
+                     PatchError::Kind::dtype_mismatch, "float64");
+  expect_patch_error([&] { patch(original, {{update("conv/bias", array_of(DType::float32, {1, 4}, std::vector<float>(4)))}}); },
+                     PatchError::Kind::shape_mismatch, "[1,4]");
+  // One tensor, two selectors: the same values (or the stored ones) are fine, different ones are not.
+  PatchSpec twice{{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>(4))),
+                   update("#2", array_of(DType::float32, {4}, std::vector<float>(4, 1.0f)))}};
+  expect_patch_error([&] { patch(original, twice); }, PatchError::Kind::duplicate, "other new values");
+  twice.values[1] = update("#2", array_of(DType::float32, {4}, std::vector<float>{1, 2, 3, 4}));  // as stored
+  PatchReport report;
+  const Model out = Model::from_bytes(patch(original, twice, {}, &report));
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(2).data()), std::vector<float>(4));
+  ASSERT_EQ(report.tensors.size(), 1u);
+  EXPECT_EQ(report.tensors[0].selector, "conv/bias, #2");
+}
+
+TEST(patch_test, float_values_for_quantized_tensors_need_quantize) {
+  const auto original = int8_fc_model().finish();
+  const std::vector<float> x = {0.25f, -0.25f, 0.75f, 1000.f,   // channel 0, scale 0.5
+                                0.125f, -0.375f, 0.f, -1000.f,  // channel 1, scale 0.25
+                                0.0625f, 1.f, -0.0625f, 15.9f}; // channel 2, scale 0.125
+  const Array values = array_of(DType::float32, {3, 4}, x);
+  expect_patch_error([&] { patch(original, {{update("fc/weights", values)}}); }, PatchError::Kind::dtype_mismatch,
+                     "--quantize");
+  PatchOptions o;
+  o.quantize = true;
+  PatchReport report;
+  const Model out = Model::from_bytes(patch(original, {{update("fc/weights", values)}}, o, &report));
+  // round(x / scale) half away from zero, clamped to [-128, 127].
+  const std::vector<std::int8_t> expected = {1, -1, 2, 127, 1, -2, 0, -128, 1, 8, -1, 127};
+  EXPECT_EQ(values_of<std::int8_t>(out.subgraph(0).tensor(1).data()), expected);
+  EXPECT_EQ(report.tensors[0].clamped, 2u);  // 1000 and -1000; 15.9 / 0.125 rounds to 127
+  EXPECT_EQ(report.tensors[0].conversion, "quantized per axis 0");
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("clamped"), std::string::npos);
+  // int8 values are stored as they are.
+  const std::vector<std::int8_t> raw = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, -1, -2};
+  const Model out2 = Model::from_bytes(patch(original, {{update("fc/weights", array_of(DType::int8, {3, 4}, raw))}}));
+  EXPECT_EQ(values_of<std::int8_t>(out2.subgraph(0).tensor(1).data()), raw);
+  // NaN cannot be quantized.
+  auto nan = x;
+  nan[5] = std::nanf("");
+  expect_patch_error([&] { patch(original, {{update("fc/weights", array_of(DType::float32, {3, 4}, nan))}}, o); },
+                     PatchError::Kind::value_out_of_range, "NaN");
+}
+
+TEST(patch_test, quantize_uses_zero_points_and_the_type_range) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  b.add_constant(sg, "u8", {4}, tflite::TensorType_UINT8, {0, 128, 200, 255});
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f};
+  q->zero_point = {128};
+  b.tensor(sg, 0).quantization = std::move(q);
+  const auto original = b.finish();
+  PatchOptions o;
+  o.quantize = true;
+  const Model out = Model::from_bytes(
+      patch(original, {{update("u8", array_of(DType::float32, {4}, std::vector<float>{-1.25f, 0.f, 63.5f, 64.f}))}}, o));
+  // -1.25/0.5 = -2.5 -> -3 (half away from zero) -> 125; 63.5 -> 127 -> 255; 64 -> 128 -> 256 -> clamped 255.
+  EXPECT_EQ(values_of<std::uint8_t>(out.subgraph(0).tensor(0).data()), (std::vector<std::uint8_t>{125, 128, 255, 255}));
+}
+
+TEST(patch_test, fp16_constant_through_dequantize_is_narrowed) {
+  const auto original = fp16_conv_model().finish();
+  const auto fresh = filter_values(0.1f);
+  PatchReport report;
+  const Model out = Model::from_bytes(
+      patch(original, {{update("sg0.op1.CONV_2D/filter", array_of(DType::float32, {4, 3, 3, 3}, fresh))}}, {}, &report));
+  std::vector<std::byte> want(fresh.size() * 2);
+  narrow_to_float16(fresh, want);
+  EXPECT_TRUE(std::ranges::equal(out.subgraph(0).tensor(1).data(), want));
+  EXPECT_EQ(out.subgraph(0).tensor(1).dtype(), DType::float16);
+  EXPECT_EQ(report.tensors[0].conversion, "narrowed to float16");
+  EXPECT_EQ(report.tensors[0].via, std::vector<std::string>{"DEQUANTIZE"});
+  EXPECT_FALSE(out.subgraph(0).tensor(2).is_constant());
+}
+
+TEST(patch_test, int4_values_are_packed_and_range_checked) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  b.add_constant(sg, "w4", {5}, tflite::TensorType_INT4, {0x21, 0xF3, 0x08});
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f};
+  q->zero_point = {0};
+  b.tensor(sg, 0).quantization = std::move(q);
+  const auto original = b.finish();
+  const Model out = Model::from_bytes(
+      patch(original, {{update("w4", array_of(DType::int8, {5}, std::vector<std::int8_t>{2, 1, 4, 3, -8}))}}));
+  EXPECT_EQ(values_of<std::uint8_t>(out.subgraph(0).tensor(0).data()), (std::vector<std::uint8_t>{0x12, 0x34, 0x08}));
+  expect_patch_error([&] { patch(original, {{update("w4", array_of(DType::int8, {5}, std::vector<std::int8_t>{9, 0, 0, 0, 0}))}}); },
+                     PatchError::Kind::value_out_of_range, "[-8, 7]");
+  PatchOptions o;
+  o.quantize = true;
+  const Model out2 = Model::from_bytes(
+      patch(original, {{update("w4", array_of(DType::float32, {5}, std::vector<float>{1.f, -0.5f, 100.f, 0.25f, -4.f}))}}, o));
+  // 2, -1, 7 (clamped), 1 (0.5 rounds away), -8
+  const Array back = decode(out2, out2.subgraph(0).tensor(0));
+  EXPECT_EQ(values_of<std::int8_t>(back.bytes()), (std::vector<std::int8_t>{2, -1, 7, 1, -8}));
+}
+
+TEST(patch_test, sparse_constants_keep_their_pattern) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  // [2,3] CSR: row 0 has column 1, row 1 has columns 0 and 2 -> dense [[0,1,0],[2,0,3]].
+  b.add_constant(sg, "sparse", {2, 3}, tflite::TensorType_FLOAT32, to_bytes(std::vector<float>{1, 2, 3}));
+  auto sp = std::make_unique<tflite::SparsityParametersT>();
+  sp->traversal_order = {0, 1};
+  auto d0 = std::make_unique<tflite::DimensionMetadataT>();
+  d0->format = tflite::DimensionType_DENSE;
+  d0->dense_size = 2;
+  auto d1 = std::make_unique<tflite::DimensionMetadataT>();
+  d1->format = tflite::DimensionType_SPARSE_CSR;
+  tflite::Int32VectorT seg, idx;
+  seg.values = {0, 1, 3};
+  idx.values = {1, 0, 2};
+  d1->array_segments.Set(std::move(seg));
+  d1->array_indices.Set(std::move(idx));
+  sp->dim_metadata.push_back(std::move(d0));
+  sp->dim_metadata.push_back(std::move(d1));
+  b.tensor(sg, 0).sparsity = std::move(sp);
+  const auto original = b.finish();
+  const Model out = Model::from_bytes(
+      patch(original, {{update("sparse", array_of(DType::float32, {2, 3}, std::vector<float>{0, 10, 0, 20, 0, 0}))}}));
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(0).data()), (std::vector<float>{10, 20, 0}));
+  EXPECT_TRUE(out.subgraph(0).tensor(0).is_sparse());
+  expect_patch_error(
+      [&] { patch(original, {{update("sparse", array_of(DType::float32, {2, 3}, std::vector<float>{5, 1, 0, 2, 0, 3}))}}); },
+      PatchError::Kind::sparsity_mismatch, "flat index 0");
+}
+
+// ---- layout of the file ----------------------------------------------------------------------------
+
+TEST(patch_test, buffers_after_the_flatbuffer_stay_there) {
+  ModelBuilder b = rich_conv_model();
+  b.store_outside(1);  // filter
+  b.store_outside(2);  // bias
+  const auto original = b.finish();
+  const Model in = Model::from_bytes(original);
+  ASSERT_GE(*in.subgraph(0).tensor(1).data_offset(), in.flatbuffer_size());
+  const auto fresh = filter_values(-2.0f);
+  PatchReport report;
+  const auto bytes = patch(original, {{update("conv/filter", array_of(DType::float32, {4, 3, 3, 3}, fresh))}}, {}, &report);
+  const Model out = Model::from_bytes(bytes);
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), fresh);
+  EXPECT_TRUE(std::ranges::equal(in.subgraph(0).tensor(2).data(), out.subgraph(0).tensor(2).data()));
+  for (int t : {1, 2}) EXPECT_GE(*out.subgraph(0).tensor(t).data_offset(), out.flatbuffer_size());
+  EXPECT_EQ(report.outside_payloads, 2u);
+  EXPECT_TRUE(std::ranges::equal(in.metadata()[0].data, out.metadata()[0].data));
+  expect_all_constants_aligned(out);
+  // The result patches again (offsets are real, not placeholders).
+  const auto again = patch(bytes, {{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>{9, 9, 9, 9}))}});
+  const Model out2 = Model::from_bytes(again);
+  EXPECT_EQ(values_of<float>(out2.subgraph(0).tensor(1).data()), fresh);
+  EXPECT_EQ(values_of<float>(out2.subgraph(0).tensor(2).data()), (std::vector<float>{9, 9, 9, 9}));
+}
+
+TEST(patch_test, deduplicated_outside_payloads_stay_shared) {
+  ModelBuilder b = litelens::testing::conv_model();
+  const auto bias = b.buffer(2).data;
+  const int dup = b.add_buffer(bias);  // a second buffer with the same bytes
+  b.add_tensor(0, "bias_copy", {4}, tflite::TensorType_FLOAT32, dup);
+  b.store_outside(1);
+  b.store_outside(2);
+  b.store_outside(dup);
+  auto original = b.finish();
+  // Point the duplicate at the first payload, as the converter's deduplication does.
+  tflite::ModelT staged;
+  tflite::GetModel(original.data())->UnPackTo(&staged);
+  staged.buffers[dup]->offset = staged.buffers[2]->offset;
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(tflite::Model::Pack(fbb, &staged), tflite::ModelIdentifier());
+  std::vector<std::byte> rebuilt(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
+                                 reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize());
+  rebuilt.insert(rebuilt.end(), original.begin() + static_cast<std::ptrdiff_t>(rebuilt.size()), original.end());
+  const Model in = Model::from_bytes(rebuilt);
+  ASSERT_EQ(in.subgraph(0).tensor(2).data_offset(), in.subgraph(0).tensor(4).data_offset());
+  PatchReport report;
+  const Model out = Model::from_bytes(
+      patch(rebuilt, {{update("conv/filter", array_of(DType::float32, {4, 3, 3, 3}, filter_values(1.0f)))}}, {}, &report));
+  EXPECT_EQ(out.subgraph(0).tensor(2).data_offset(), out.subgraph(0).tensor(4).data_offset());
+  EXPECT_EQ(report.outside_payloads, 2u);
+}
+
+TEST(patch_test, a_shared_buffer_is_split_when_one_user_changes) {
+  ModelBuilder b = litelens::testing::conv_model();
+  b.add_tensor(0, "bias_alias", {4}, tflite::TensorType_FLOAT32, 2);  // tensor 4 shares the bias buffer
+  const auto original = b.finish();
+  const Model in = Model::from_bytes(original);
+  PatchReport report;
+  const Model out = Model::from_bytes(
+      patch(original, {{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>{5, 6, 7, 8}))}}, {}, &report));
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(2).data()), (std::vector<float>{5, 6, 7, 8}));
+  EXPECT_TRUE(std::ranges::equal(in.subgraph(0).tensor(4).data(), out.subgraph(0).tensor(4).data()));
+  EXPECT_NE(out.subgraph(0).tensor(2).buffer(), out.subgraph(0).tensor(4).buffer());
+  EXPECT_EQ(out.subgraph(0).tensor(4).buffer(), 2u);
+  EXPECT_EQ(out.buffer_count(), in.buffer_count() + 1);
+  ASSERT_EQ(report.tensors.size(), 1u);
+  EXPECT_TRUE(report.tensors[0].split);
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("split"), std::string::npos) << report.warnings[0];
+  EXPECT_NE(report.warnings[0].find("bias_alias"), std::string::npos) << report.warnings[0];
+
+  // Both users given the same new values: no split.
+  PatchReport same;
+  const Array v = array_of(DType::float32, {4}, std::vector<float>{5, 6, 7, 8});
+  const Model out2 = Model::from_bytes(patch(original, {{update("conv/bias", v), update("bias_alias", v)}}, {}, &same));
+  EXPECT_EQ(out2.subgraph(0).tensor(2).buffer(), out2.subgraph(0).tensor(4).buffer());
+  EXPECT_TRUE(same.warnings.empty());
+  EXPECT_EQ(out2.buffer_count(), in.buffer_count());
+}
+
+TEST(patch_test, the_associated_file_archive_is_carried_over) {
+  for (bool absolute : {true, false}) {
+    SCOPED_TRACE(absolute ? "absolute offsets" : "relative offsets");
+    const auto original = with_zip(rich_conv_model().finish(), {{"labels.txt", "cat\ndog\n"}, {"vocab.txt", "a b c"}}, absolute);
+    const Model in = Model::from_bytes(original);
+    ASSERT_EQ(associated_files(in).size(), 2u);
+    // A bigger FlatBuffer (new quantization parameters) moves the archive.
+    PatchSpec spec;
+    spec.quantization.push_back(parse_quant_spec("conv/output", "scale:0.5;zero_point:3"));
+    PatchReport report;
+    const auto bytes = patch(original, spec, {}, &report);
+    const Model out = Model::from_bytes(bytes);
+    EXPECT_TRUE(report.archive);
+    EXPECT_EQ(report.archive_offsets_rewritten, absolute);
+    const auto files = associated_files(out);
+    ASSERT_EQ(files.size(), 2u);
+    EXPECT_EQ(files[0].name, "labels.txt");
+    const auto data = associated_file_data(out, files[0]);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(data.data()), data.size()), "cat\ndog\n");
+    const auto data2 = associated_file_data(out, files[1]);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(data2.data()), data2.size()), "a b c");
+    EXPECT_EQ(out.subgraph(0).tensor(3).quantization()->zero_point, std::vector<std::int64_t>{3});
+  }
+}
+
+TEST(patch_test, archive_after_outside_buffers) {
+  ModelBuilder b = rich_conv_model();
+  b.store_outside(1);
+  const auto original = with_zip(b.finish(), {{"labels.txt", "x"}}, true);
+  const Model in = Model::from_bytes(original);
+  ASSERT_EQ(associated_files(in).size(), 1u);
+  const Model out = Model::from_bytes(
+      patch(original, {{update("conv/filter", array_of(DType::float32, {4, 3, 3, 3}, filter_values(3.0f)))}}));
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), filter_values(3.0f));
+  const auto files = associated_files(out);
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(read_associated_file(out, files[0]).size(), 1u);
+}
+
+TEST(patch_test, keras_layout_values_are_permuted_back) {
+  const auto original = depthwise_model().finish();
+  const Model m = Model::from_bytes(original);
+  // Keras keeps a depthwise filter as [H, W, C, M]: element (h, w, c, m) is stored at [0, h, w, c*M + m].
+  std::vector<float> keras(3 * 3 * 2 * 3);
+  for (std::size_t i = 0; i < keras.size(); ++i) keras[i] = static_cast<float>(i) * 0.5f;
+  ValueUpdate u = update("sg0.op0.DEPTHWISE_CONV_2D/filter", array_of(DType::float32, {3, 3, 2, 3}, keras));
+  u.layout = Framework::keras;
+  const Model out = Model::from_bytes(patch(original, {{u}}));
+  // The keras layout is the stored one reshaped: the same flat order.
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), keras);
+  u.values = array_of(DType::float32, {3, 3, 6, 1}, keras);
+  expect_patch_error([&] { patch(original, {{u}}); }, PatchError::Kind::shape_mismatch, "keras layout");
+  ValueUpdate by_name = update("dw/filter", array_of(DType::float32, {3, 3, 2, 3}, keras));
+  by_name.layout = Framework::keras;
+  expect_patch_error([&] { patch(original, {{by_name}}); }, PatchError::Kind::unsupported, "layer key");
+  // Conv filters: torch OIHW <- OHWI.
+  const auto conv = litelens::testing::conv_model().finish();
+  std::vector<float> oihw(4 * 3 * 3 * 3);
+  for (std::size_t i = 0; i < oihw.size(); ++i) oihw[i] = static_cast<float>(i);
+  ValueUpdate t = update("sg0.op0.CONV_2D/filter", array_of(DType::float32, {4, 3, 3, 3}, oihw));
+  t.layout = Framework::torch;
+  const Model out2 = Model::from_bytes(patch(conv, {{t}}));
+  const auto ohwi = values_of<float>(out2.subgraph(0).tensor(1).data());
+  // OHWI[o][h][w][i] == OIHW[o][i][h][w]
+  for (int o = 0; o < 4; ++o)
+    for (int h = 0; h < 3; ++h)
+      for (int w = 0; w < 3; ++w)
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(ohwi[((o * 3 + h) * 3 + w) * 3 + i], oihw[((o * 3 + i) * 3 + h) * 3 + w]);
+}
+
+TEST(patch_test, unreferenced_trailing_bytes) {
+  auto original = rich_conv_model().finish();
+  const auto bias = array_of(DType::float32, {4}, std::vector<float>{0, 0, 0, 1});
+  // Zero padding after the model: not copied, no warning.
+  auto padded = original;
+  padded.resize(padded.size() + 64, std::byte{0});
+  PatchReport quiet;
+  const auto out1 = patch(padded, {{update("conv/bias", bias)}}, {}, &quiet);
+  EXPECT_TRUE(quiet.warnings.empty());
+  // Other bytes: copied verbatim at the end, with a warning.
+  auto tagged = original;
+  const std::string tag = "not an archive, but someone's data";
+  for (char c : tag) tagged.push_back(static_cast<std::byte>(c));
+  PatchReport loud;
+  const auto out2 = patch(tagged, {{update("conv/bias", bias)}}, {}, &loud);
+  ASSERT_EQ(loud.warnings.size(), 1u);
+  EXPECT_NE(loud.warnings[0].find("copied verbatim"), std::string::npos);
+  ASSERT_GE(out2.size(), tag.size());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(out2.data() + out2.size() - tag.size()), tag.size()), tag);
+}
+
+TEST(patch_test, fields_unknown_to_the_schema_are_refused) {
+  // The conv model with an extra field (id 10, beyond the known ones) in the Model table.
+  const auto base = litelens::testing::conv_model().finish();
+  tflite::ModelT m;
+  tflite::GetModel(base.data())->UnPackTo(&m);
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<tflite::OperatorCode>> codes;
+  for (const auto& c : m.operator_codes) codes.push_back(tflite::CreateOperatorCode(fbb, c.get()));
+  std::vector<flatbuffers::Offset<tflite::SubGraph>> sgs;
+  for (const auto& sg : m.subgraphs) sgs.push_back(tflite::CreateSubGraph(fbb, sg.get()));
+  std::vector<flatbuffers::Offset<tflite::Buffer>> bufs;
+  for (const auto& b : m.buffers) bufs.push_back(tflite::CreateBuffer(fbb, b.get()));
+  const auto cv = fbb.CreateVector(codes);
+  const auto sv = fbb.CreateVector(sgs);
+  const auto bv = fbb.CreateVector(bufs);
+  tflite::ModelBuilder mb(fbb);
+  mb.add_version(3);
+  mb.add_operator_codes(cv);
+  mb.add_subgraphs(sv);
+  mb.add_buffers(bv);
+  fbb.AddElement<std::uint32_t>(static_cast<flatbuffers::voffset_t>(4 + 2 * 10), 42, 0);
+  fbb.Finish(mb.Finish(), tflite::ModelIdentifier());
+  const std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
+                                     reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize());
+  expect_patch_error([&] { patch(bytes, {{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>(4)))}}); },
+                     PatchError::Kind::unsupported, "field id 10");
+}
+
+// ---- quantization --------------------------------------------------------------------------------
+
+TEST(patch_test, set_quant_specs) {
+  const auto a = parse_quant_spec("w", "scale:0.1,0.2;zero_point:0,1;axis:0");
+  EXPECT_EQ(a.scale, (std::vector<float>{0.1f, 0.2f}));
+  EXPECT_EQ(a.zero_point, (std::vector<std::int64_t>{0, 1}));
+  EXPECT_EQ(a.quantized_dimension, 0);
+  const auto j = parse_quant_spec("w", R"({"scale": [0.5], "zero_point": [-3], "quantized_dimension": 1})");
+  EXPECT_EQ(j.scale, std::vector<float>{0.5f});
+  EXPECT_EQ(j.zero_point, std::vector<std::int64_t>{-3});
+  EXPECT_EQ(j.quantized_dimension, 1);
+  expect_patch_error([] { parse_quant_spec("w", "zero_point:0"); }, PatchError::Kind::bad_quantization, "no scale");
+  expect_patch_error([] { parse_quant_spec("w", "scale:abc"); }, PatchError::Kind::bad_quantization, "not a number");
+  expect_patch_error([] { parse_quant_spec("w", "scales:1"); }, PatchError::Kind::bad_quantization, "unknown key");
+}
+
+TEST(patch_test, set_quant_replaces_scales_and_can_requantize) {
+  const auto original = int8_fc_model().finish();
+  PatchSpec spec;
+  spec.quantization.push_back(parse_quant_spec("fc/weights", "scale:1,1,1"));
+  const Model out = Model::from_bytes(patch(original, spec));
+  const auto q = out.subgraph(0).tensor(1).quantization();
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->scale, (std::vector<float>{1, 1, 1}));
+  EXPECT_EQ(q->zero_point, (std::vector<std::int64_t>{0, 0, 0}));
+  // Stored integers unchanged.
+  const Model in = Model::from_bytes(original);
+  EXPECT_TRUE(std::ranges::equal(in.subgraph(0).tensor(1).data(), out.subgraph(0).tensor(1).data()));
+  // New scales plus float values: quantized with the new scales.
+  spec.values.push_back(update("fc/weights", array_of(DType::float32, {3, 4}, std::vector<float>(12, 2.6f))));
+  PatchOptions o;
+  o.quantize = true;
+  const Model out2 = Model::from_bytes(patch(original, spec, o));
+  EXPECT_EQ(values_of<std::int8_t>(out2.subgraph(0).tensor(1).data()), std::vector<std::int8_t>(12, 3));
+  // Errors: count, axis, zero point range.
+  PatchSpec bad;
+  bad.quantization.push_back(parse_quant_spec("fc/weights", "scale:1,1"));
+  expect_patch_error([&] { patch(original, bad); }, PatchError::Kind::bad_quantization, "2 scales");
+  bad.quantization[0] = parse_quant_spec("fc/weights", "scale:1;zero_point:300");
+  expect_patch_error([&] { patch(original, bad); }, PatchError::Kind::bad_quantization, "outside the int8 range");
+  bad.quantization[0] = parse_quant_spec("fc/weights", "scale:0");
+  expect_patch_error([&] { patch(original, bad); }, PatchError::Kind::bad_quantization, "positive");
+}
+
+// ---- files and safety ------------------------------------------------------------------------------
+
+TEST(patch_test, writes_atomically_and_never_over_the_input_without_in_place) {
+  const auto dir = scratch();
+  const auto input = dir / "in.tflite";
+  const auto original = rich_conv_model().finish();
+  write_file(input, original);
+  const Model m = Model::open(input);
+  const PatchSpec spec{{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>{4, 3, 2, 1}))}};
+  expect_patch_error([&] { patch_model(m, spec, input); }, PatchError::Kind::in_place_required, "--in-place");
+  EXPECT_EQ(read_file(input), original);
+  // Another path: written, input untouched, no temporary left behind.
+  const auto output = dir / "out.tflite";
+  const auto report = patch_model(m, spec, output);
+  EXPECT_EQ(read_file(input), original);
+  EXPECT_EQ(fs::file_size(output), report.output_size);
+  const Model out = Model::open(output);
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(2).data()), (std::vector<float>{4, 3, 2, 1}));
+  // In place.
+  PatchOptions o;
+  o.in_place = true;
+  patch_model(m, spec, input, o);
+  const Model replaced = Model::open(input);
+  EXPECT_EQ(values_of<float>(replaced.subgraph(0).tensor(2).data()), (std::vector<float>{4, 3, 2, 1}));
+  // A failing patch leaves nothing behind.
+  expect_patch_error([&] { patch_model(m, {{update("nope", array_of(DType::float32, {1}, std::vector<float>{1}))}}, dir / "x.tflite"); },
+                     PatchError::Kind::unknown_selector, "nope");
+  EXPECT_FALSE(fs::exists(dir / "x.tflite"));
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, npy_files_in_c_and_fortran_order) {
+  // A 2x3 float32 array, Fortran order: column-major data.
+  const auto npy = [](bool fortran, const std::vector<float>& data) {
+    std::string header = std::string("{'descr': '<f4', 'fortran_order': ") + (fortran ? "True" : "False") +
+                         ", 'shape': (2, 3), }";
+    header.append(128 - 10 - header.size() - 1, ' ');
+    header.push_back('\n');
+    std::string out = "\x93NUMPY";
+    out.push_back('\x01');
+    out.push_back('\x00');
+    out.push_back(static_cast<char>(header.size()));
+    out.push_back('\x00');
+    out += header;
+    out.append(reinterpret_cast<const char*>(data.data()), data.size() * 4);
+    std::vector<std::byte> b(out.size());
+    std::memcpy(b.data(), out.data(), out.size());
+    return b;
+  };
+  const Array c = parse_npy(npy(false, {1, 2, 3, 4, 5, 6}), "c.npy");
+  EXPECT_EQ(c.shape(), (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(values_of<float>(c.bytes()), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  const Array f = parse_npy(npy(true, {1, 4, 2, 5, 3, 6}), "f.npy");
+  EXPECT_EQ(f.shape(), (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(values_of<float>(f.bytes()), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  auto truncated = npy(false, {1, 2, 3, 4, 5, 6});
+  truncated.pop_back();
+  expect_patch_error([&] { parse_npy(truncated, "t.npy"); }, PatchError::Kind::bad_values_file, "t.npy");
+}
+
+TEST(patch_test, extract_edit_patch_round_trips) {
+  const auto dir = scratch();
+  struct Case {
+    const char* name;
+    ExportFormat format;
+    DecodeMode mode;
+    Framework layout;
+    ModelBuilder (*model)();
+  };
+  const Case cases[] = {
+      {"npz stored", ExportFormat::npz, DecodeMode::stored, Framework::tflite, &rich_conv_model},
+      {"npz keras", ExportFormat::npz, DecodeMode::stored, Framework::keras, &rich_conv_model},
+      {"safetensors torch", ExportFormat::safetensors, DecodeMode::stored, Framework::torch, &rich_conv_model},
+      {"npz dequantized fp16", ExportFormat::npz, DecodeMode::dequantized, Framework::keras, &fp16_conv_model},
+      {"safetensors dequantized int8", ExportFormat::safetensors, DecodeMode::dequantized, Framework::torch, &int8_fc_model},
+      {"npz keras depthwise", ExportFormat::npz, DecodeMode::stored, Framework::keras, &depthwise_model},
+      {"safetensors torch depthwise", ExportFormat::safetensors, DecodeMode::stored, Framework::torch, &depthwise_model},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto original = c.model().finish();
+    const Model m = Model::from_bytes(original);
+    ExportOptions eo;
+    eo.format = c.format;
+    eo.mode = c.mode;
+    eo.layout = c.layout;
+    const auto exported = export_to_memory(m, export_items(layers(m)), eo);
+    const auto file = dir / (c.format == ExportFormat::npz ? "w.npz" : "w.safetensors");
+    write_file(file, exported);
+    const auto updates = updates_from_export(m, file);
+    ASSERT_FALSE(updates.empty());
+    PatchReport report;
+    const auto bytes = patch_to_memory(m, {updates}, {}, &report);
+    const Model out = Model::from_bytes(bytes);
+    for (const Tensor t : m.subgraph(0).tensors())
+      EXPECT_TRUE(std::ranges::equal(t.data(), out.subgraph(0).tensor(t.index()).data())) << t.name();
+    for (const auto& r : report.tensors) EXPECT_TRUE(r.unchanged) << r.selector << " " << r.conversion;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, a_manifest_from_another_model_is_refused) {
+  const auto dir = scratch();
+  const auto a = rich_conv_model().finish();
+  const Model ma = Model::from_bytes(a);
+  ExportOptions eo;
+  write_file(dir / "w.npz", export_to_memory(ma, export_items(layers(ma)), eo));
+  ModelBuilder other = litelens::testing::conv_model();
+  other.tensor(0, 1).name = "renamed/filter";
+  const auto b = other.finish();
+  const Model mb = Model::from_bytes(b);
+  expect_patch_error([&] { updates_from_export(mb, dir / "w.npz"); }, PatchError::Kind::manifest_mismatch, "another model");
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, cli_patch_and_in_place_rule) {
+  const auto dir = scratch();
+  const auto input = dir / "in.tflite";
+  write_file(input, rich_conv_model().finish());
+  const auto run = [](const std::string& args) {
+    const std::string cmd = std::string(LITELENS_CLI_PATH) + " " + args + " >/dev/null 2>&1";
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  // Export, then patch the export back: the values stay.
+  ASSERT_EQ(run("extract " + input.string() + " -o " + (dir / "w.npz").string()), 0);
+  EXPECT_EQ(run("patch " + input.string() + " -o " + (dir / "out.tflite").string() + " --from " + (dir / "w.npz").string()), 0);
+  EXPECT_TRUE(fs::exists(dir / "out.tflite"));
+  // Writing over the input needs --in-place (usage error 2), and an unknown selector is exit 1.
+  EXPECT_EQ(run("patch " + input.string() + " -o " + input.string() + " --set-quant conv/output=scale:0.5"), 2);
+  EXPECT_EQ(run("patch " + input.string() + " --in-place --set-quant conv/output=scale:0.5"), 0);
+  EXPECT_EQ(run("patch " + input.string() + " -o " + (dir / "x.tflite").string() + " --set-quant nope=scale:0.5"), 1);
+  EXPECT_EQ(run("diff " + input.string() + " " + (dir / "out.tflite").string() + " --json"), 0);
+  const Model patched = Model::open(input);
+  EXPECT_EQ(patched.subgraph(0).tensor(3).quantization()->scale, std::vector<float>{0.5f});
+  fs::remove_all(dir);
+}
+
+}  // namespace
