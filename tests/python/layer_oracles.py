@@ -28,17 +28,7 @@ import zipfile
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
-FIXTURE_DIR = os.path.join(CACHE, "fixtures")
-MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
-CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens", "litelens")
-if not os.path.isabs(CLI):
-    CLI = os.path.join(REPO, CLI)
-if os.path.isdir(CLI):
-    CLI = os.path.join(CLI, "litelens")
+from locations import HERE, REPO, CACHE, MODEL_DIR, FIXTURE_DIR, MODELS, CLI  # noqa: E402
 
 # Schema TensorType values (the tflite package lacks the newest two).
 FLOAT32, FLOAT16, INT32, UINT8, INT64, STRING, BOOL, INT16 = 0, 1, 2, 3, 4, 5, 6, 7

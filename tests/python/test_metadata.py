@@ -22,16 +22,7 @@ import zipfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
-MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
-CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens", "litelens")
-if not os.path.isabs(CLI):
-    CLI = os.path.join(REPO, CLI)
-if os.path.isdir(CLI):
-    CLI = os.path.join(CLI, "litelens")
+from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI  # noqa: E402
 
 # The three smallest models carry the appended-archive checks (the archive code does not care
 # what the model holds).

@@ -22,9 +22,7 @@ import pytest
 
 import litelens
 
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
-MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
+from locations import CACHE, MODEL_DIR, MODELS  # noqa: E402
 SHORT = os.path.join(MODEL_DIR, "face_detection_short_range.tflite")   # fp16 weights
 RECROP = os.path.join(MODEL_DIR, "hand_recrop.tflite")                  # float32 weights
 SPARSE = os.path.join(MODEL_DIR, "face_detection_full_range_sparse.tflite")

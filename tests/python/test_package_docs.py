@@ -21,10 +21,7 @@ import pytest
 
 import litelens
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
+from locations import HERE, REPO, CACHE, MODEL_DIR  # noqa: E402
 DOCS = [os.path.join(REPO, "docs", "python.md"), os.path.join(REPO, "README.md")]
 
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)

@@ -39,14 +39,11 @@ import pytest
 
 import litelens
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from locations import HERE, CACHE, MODEL_DIR, FIXTURE_DIR, MODELS  # noqa: E402
 sys.path.insert(0, HERE)
 
 import oracles  # noqa: E402
 
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
-MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
 IDS = [os.path.basename(p)[: -len(".tflite")] for p in MODELS]
 # Plus the hand-made model of test_real_models.py, for what the MediaPipe models lack: int8
 # per-axis and uint8 quantization, INT4, BFLOAT16, STRING and BOOL constants, CSR indices stored
@@ -55,7 +52,6 @@ SYNTHETIC = "synthetic"
 # And, when `make fixtures` has made them (make test does), the quantized models TensorFlow's
 # converter makes from small Keras models (scripts/make-fixtures.py): int8, int16x8, dynamic
 # range, fp16 and float32 versions of convolutions, a transposed convolution, LSTM and Conv3D.
-FIXTURE_DIR = os.path.join(CACHE, "fixtures")
 FIXTURES = sorted(glob.glob(os.path.join(FIXTURE_DIR, "*.tflite")))
 FIXTURE_IDS = ["fixture-" + os.path.basename(p)[: -len(".tflite")] for p in FIXTURES]
 TABLE_MODELS, TABLE_IDS = MODELS + [SYNTHETIC] + FIXTURES, IDS + [SYNTHETIC] + FIXTURE_IDS

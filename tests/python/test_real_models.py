@@ -24,18 +24,11 @@ import sys
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI  # noqa: E402
 sys.path.insert(0, HERE)
 
 import oracles  # noqa: E402
 
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
-MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
-CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens")
-if not os.path.isabs(CLI):
-    CLI = os.path.join(REPO, CLI)
 
 
 def _ids(paths):

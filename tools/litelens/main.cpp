@@ -62,6 +62,11 @@ int main(int argc, char** argv) {
   } catch (const UsageError& e) {
     fmt::print(stderr, "litelens: {}\n", e.what());
     return kBadUsage;
+  } catch (const std::exception& e) {
+    // Anything else (a value the decoders cannot handle, memory exhaustion) is still one line
+    // and a failure status, never an abort.
+    fmt::print(stderr, "litelens: {}\n", e.what());
+    return kBadModel;
   }
   return std::fflush(stdout) == 0 ? 0 : kBadModel;
 }
