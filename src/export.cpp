@@ -14,6 +14,7 @@
 
 #include "byte_sink.h"
 #include "litelens/error.h"
+#include "litelens/json.h"
 
 namespace litelens {
 
@@ -91,38 +92,6 @@ std::uint64_t element_count(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
-json quantization_json(const std::optional<Quantization>& q, int axis) {
-  if (!q) return nullptr;
-  json out = {{"scheme", scheme_name(q->scheme)},
-              {"scale", q->scale},
-              {"zero_point", q->zero_point},
-              {"quantized_dimension", axis}};
-  if (q->scheme == Quantization::Scheme::blockwise || q->scheme == Quantization::Scheme::multi_axis) {
-    out["scales_tensor"] = q->scales_tensor;
-    out["zero_points_tensor"] = q->zero_points_tensor;
-    out["block_size"] = q->block_size;
-  }
-  return out;
-}
-
-json value_json(const Value& v) {
-  return std::visit(
-      [](const auto& x) -> json {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, std::monostate>) return nullptr;
-        else if constexpr (std::is_same_v<T, Value::List>) {
-          json out = json::array();
-          for (const auto& item : x) out.push_back(value_json(item));
-          return out;
-        } else if constexpr (std::is_same_v<T, Value::Map>) {
-          json out = json::object();
-          for (const auto& [k, item] : x) out[k] = value_json(item);
-          return out;
-        } else return x;
-      },
-      v.storage());
-}
-
 json manifest_entry(const Model& model, const ExportItem& item, const ExportOptions& options, DType dtype,
                     const std::vector<std::int64_t>& shape) {
   const Subgraph sg = model.subgraph(item.layer.subgraph);
@@ -142,7 +111,8 @@ json manifest_entry(const Model& model, const ExportItem& item, const ExportOpti
         static_cast<std::uint64_t>(shape[axis]) * static_cast<std::uint64_t>(shape[axis + 1]) == q->scale.size())
       split_axis = true;
   }
-  json quantization = quantization_json(q, axis);
+  json quantization = to_json(q);
+  if (q) quantization["quantized_dimension"] = axis;  // where the axis lands in the exported layout
   if (split_axis) quantization["quantized_dimensions"] = {axis, axis + 1};
   return {{"subgraph", item.layer.subgraph},
           {"layer", item.layer.index},
@@ -160,7 +130,7 @@ json manifest_entry(const Model& model, const ExportItem& item, const ExportOpti
           {"layout", layout.empty() ? json(nullptr) : json(layout)},
           {"values", options.mode == DecodeMode::dequantized ? "dequantized" : "stored"},
           {"quantization", std::move(quantization)},
-          {"options", value_json(item.layer.options)}};
+          {"options", to_json(item.layer.options)}};
 }
 
 json manifest(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options) {

@@ -101,7 +101,7 @@ nlohmann::ordered_json param_json(const Model& model, const Layer& layer, const 
       {"shape", std::vector<std::int32_t>(shown.shape().begin(), shown.shape().end())},
       {"dtype", dtype_name(shown.dtype())},
       {"layout", p.layout.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(p.layout)},
-      {"quantization", quantization_json(shown.quantization())},
+      {"quantization", to_json(shown.quantization())},
       {"runtime", p.is_runtime()}};
   if (!args.no_values && !p.is_runtime() && dtype_info(shown.dtype()).bits > 0) {
     const ShownValues v = shown_values(model, layer, p);

@@ -157,7 +157,7 @@ json number(double v) {
 json info_json(const std::optional<ParamInfo>& i) {
   if (!i) return nullptr;
   return {{"tensor", i->tensor},         {"name", i->name},       {"shape", i->shape},
-          {"dtype", dtype_name(i->dtype)}, {"quantization", quantization_json(i->quantization)},
+          {"dtype", dtype_name(i->dtype)}, {"quantization", to_json(i->quantization)},
           {"via", i->via},               {"runtime", i->runtime}};
 }
 

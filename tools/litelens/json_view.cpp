@@ -36,45 +36,6 @@ bool in_scope(int index, int subgraph) { return subgraph < 0 || index == subgrap
 
 }  // namespace
 
-json to_json(const Value& value) {
-  return std::visit(
-      [](const auto& v) -> json {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::monostate>) {
-          return nullptr;
-        } else if constexpr (std::is_same_v<T, Value::List>) {
-          json out = json::array();
-          for (const auto& item : v) out.push_back(to_json(item));
-          return out;
-        } else if constexpr (std::is_same_v<T, Value::Map>) {
-          json out = json::object();
-          for (const auto& [k, item] : v) out[k] = to_json(item);
-          return out;
-        } else {
-          return v;
-        }
-      },
-      value.storage());
-}
-
-json quantization_json(const std::optional<Quantization>& q) {
-  if (!q) return nullptr;
-  json out = {{"scale", list(q->scale)},
-              {"zero_point", list(q->zero_point)},
-              {"quantized_dimension", q->quantized_dimension},
-              {"scheme", scheme_name(q->scheme)}};
-  if (!q->min.empty()) out["min"] = list(q->min);
-  if (!q->max.empty()) out["max"] = list(q->max);
-  if (q->scheme == Quantization::Scheme::blockwise || q->scheme == Quantization::Scheme::multi_axis) {
-    out["scales_tensor"] = q->scales_tensor;
-    out["zero_points_tensor"] = q->zero_points_tensor;
-    out["block_size"] = q->block_size;
-  }
-  if (q->scheme == Quantization::Scheme::multi_axis) out["quantized_dimensions"] = list(q->quantized_dimensions);
-  if (q->scheme == Quantization::Scheme::custom) out["custom"] = list(q->custom);
-  return out;
-}
-
 json tensor_json(const Tensor& t) {
   json out = {{"index", t.index()},
               {"name", t.name()},
@@ -87,7 +48,7 @@ json tensor_json(const Tensor& t) {
               {"data_offset", nullptr},
               {"is_variable", t.is_variable()},
               {"is_constant", t.is_constant()},
-              {"quantization", quantization_json(t.quantization())},
+              {"quantization", to_json(t.quantization())},
               {"sparsity", sparsity_json(t.sparsity())}};
   if (auto offset = t.data_offset()) out["data_offset"] = *offset;
   if (t.external_buffer() != 0) out["external_buffer"] = t.external_buffer();

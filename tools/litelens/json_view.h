@@ -3,14 +3,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "litelens/json.h"
 #include "litelens/model.h"
 
 namespace litelens::cli {
 
-nlohmann::ordered_json to_json(const Value& value);
 nlohmann::ordered_json tensor_json(const Tensor& tensor);
 nlohmann::ordered_json operator_json(const Operator& op);
-nlohmann::ordered_json quantization_json(const std::optional<Quantization>& q);
 
 /// `tensors --json`, `ops --json` and `info --json`; subgraph < 0 means all.
 nlohmann::ordered_json tensors_document(const Model& model, int subgraph);
