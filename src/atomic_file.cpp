@@ -61,7 +61,8 @@ AtomicFile::AtomicFile(AtomicFile&& other) noexcept
       fd_(std::exchange(other.fd_, -1)),
       size_(other.size_),
       committed_(other.committed_),
-      failed_(std::exchange(other.failed_, true)) {}
+      failed_(std::exchange(other.failed_, true)),
+      flushed_(other.flushed_) {}
 
 AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
   if (this != &other) {
@@ -72,6 +73,7 @@ AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
     size_ = other.size_;
     committed_ = other.committed_;
     failed_ = std::exchange(other.failed_, true);
+    flushed_ = other.flushed_;
   }
   return *this;
 }
@@ -96,7 +98,7 @@ void AtomicFile::fail(std::string_view what, int err) {
 }
 
 void AtomicFile::write(std::span<const std::byte> bytes) {
-  if (committed_) throw std::logic_error("AtomicFile::write after commit()");
+  if (committed_ || flushed_) throw std::logic_error("AtomicFile::write after flush() or commit()");
   if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");
   const std::byte* p = bytes.data();
   std::size_t left = bytes.size();
@@ -117,13 +119,28 @@ void AtomicFile::write(std::string_view text) {
   write(std::as_bytes(std::span<const char>(text.data(), text.size())));
 }
 
-void AtomicFile::commit() {
-  if (committed_) throw std::logic_error("AtomicFile::commit() called twice");
+void AtomicFile::write_at(std::uint64_t offset, std::span<const std::byte> bytes) {
+  if (committed_ || flushed_) throw std::logic_error("AtomicFile::write_at after flush() or commit()");
+  if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");
+  if (offset > size_ || bytes.size() > size_ - offset)
+    throw std::logic_error("AtomicFile::write_at past the bytes written so far");
+  if (::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(bytes.size()))
+    fail("cannot write", errno);
+}
+
+void AtomicFile::flush() {
+  if (committed_ || flushed_) return;
   if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");
   // Data on disk before the name appears; close() can report delayed write errors too.
   if (::fsync(fd_) != 0) fail("cannot flush to disk", errno);
   const int fd = std::exchange(fd_, -1);
   if (::close(fd) != 0) fail("cannot close", errno);
+  flushed_ = true;
+}
+
+void AtomicFile::commit() {
+  if (committed_) throw std::logic_error("AtomicFile::commit() called twice");
+  flush();
   if (::rename(temp_.c_str(), target_.c_str()) != 0) fail("cannot rename into place", errno);
   temp_.clear();
   committed_ = true;

@@ -1,8 +1,6 @@
 #include "byte_sink.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -36,59 +34,6 @@ void MemorySink::write(std::span<const std::byte> bytes) { data_.insert(data_.en
 
 void MemorySink::patch(std::uint64_t offset, std::span<const std::byte> bytes) {
   std::memcpy(data_.data() + offset, bytes.data(), bytes.size());
-}
-
-FileSink::FileSink(std::filesystem::path path) : path_(std::move(path)) {
-  const auto dir = path_.has_parent_path() ? path_.parent_path() : std::filesystem::path(".");
-  temp_ = dir / fmt::format(".{}.tmp-{}", path_.filename().string(), random_suffix());
-  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) fail("cannot create a file in " + dir.string(), errno);
-}
-
-FileSink::~FileSink() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(temp_.c_str());
-  }
-}
-
-void FileSink::fail(const std::string& what, int err) const {
-  throw Error(ErrorKind::output, path_.string(), fmt::format("{}: {}", what, std::strerror(err)));
-}
-
-void FileSink::write(std::span<const std::byte> bytes) {
-  const std::byte* p = bytes.data();
-  std::size_t left = bytes.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd_, p, std::min<std::size_t>(left, std::size_t{1} << 30));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("cannot write", errno);
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  position_ += bytes.size();
-}
-
-void FileSink::patch(std::uint64_t offset, std::span<const std::byte> bytes) {
-  if (::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(bytes.size()))
-    fail("cannot write", errno);
-}
-
-void FileSink::commit() {
-  if (::fsync(fd_) != 0) fail("cannot flush", errno);
-  if (::close(fd_) != 0) {
-    fd_ = -1;
-    ::unlink(temp_.c_str());
-    fail("cannot close", errno);
-  }
-  fd_ = -1;
-  if (::rename(temp_.c_str(), path_.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp_.c_str());
-    fail("cannot rename into place", err);
-  }
 }
 
 StagedFolder::StagedFolder(std::filesystem::path path) : path_(std::move(path)) {

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "litelens/atomic_file.h"
+
 namespace litelens::detail {
 
 class ByteSink {
@@ -19,6 +21,14 @@ class ByteSink {
   /// Overwrites bytes already written (headers whose CRC is known only afterwards).
   virtual void patch(std::uint64_t offset, std::span<const std::byte> bytes) = 0;
   virtual std::uint64_t position() const = 0;
+  /// Writes `bytes`, which are the same bytes as `fd`'s file holds at `offset`: a file sink
+  /// copies them inside the kernel (copy_file_range) instead of through the memory they are
+  /// mapped at. The default writes `bytes`.
+  virtual void write_copy(std::span<const std::byte> bytes, int fd, std::uint64_t offset) {
+    (void)fd;
+    (void)offset;
+    write(bytes);
+  }
 
   void write(std::string_view text) { write(std::as_bytes(std::span(text.data(), text.size()))); }
   void write_zeros(std::size_t n);
@@ -36,27 +46,18 @@ class MemorySink final : public ByteSink {
   std::vector<std::byte> data_;
 };
 
-/// Writes to a temporary file beside `path`; commit() syncs and renames it into place. Without
-/// commit() the temporary is removed. Failures throw Error(ErrorKind::output) naming `path`.
+/// An AtomicFile as a sink: the file appears at `path` only on commit().
 class FileSink final : public ByteSink {
  public:
-  explicit FileSink(std::filesystem::path path);
-  ~FileSink() override;
-  FileSink(const FileSink&) = delete;
-  FileSink& operator=(const FileSink&) = delete;
-
-  void write(std::span<const std::byte> bytes) override;
+  explicit FileSink(std::filesystem::path path) : file_(std::move(path)) {}
+  void write(std::span<const std::byte> bytes) override { file_.write(bytes); }
   using ByteSink::write;
-  void patch(std::uint64_t offset, std::span<const std::byte> bytes) override;
-  std::uint64_t position() const override { return position_; }
-  void commit();
+  void patch(std::uint64_t offset, std::span<const std::byte> bytes) override { file_.write_at(offset, bytes); }
+  std::uint64_t position() const override { return file_.size(); }
+  void commit() { file_.commit(); }
 
  private:
-  [[noreturn]] void fail(const std::string& what, int err) const;
-  std::filesystem::path path_;
-  std::filesystem::path temp_;
-  int fd_ = -1;
-  std::uint64_t position_ = 0;
+  AtomicFile file_;
 };
 
 /// A folder that appears only when complete: files go into a temporary sibling folder, which

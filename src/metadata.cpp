@@ -2,6 +2,8 @@
 // verifies its input when asked, so a model with broken metadata still opens and reads.
 #include "litelens/metadata.h"
 
+#include "litelens/atomic_file.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -348,67 +350,6 @@ void decode_member(const Model& model, const AssociatedFile& file,
   check_crc(model, file, detail::inflate_member(raw, file.size, sink, model.label(), file.name, file.offset));
 }
 
-[[noreturn]] void output_error(const fs::path& path, const std::string& what, int err) {
-  throw Error(ErrorKind::output, path.string(), fmt::format("{}: {}", what, std::strerror(err)));
-}
-
-// A temporary file beside `target`, removed on destruction unless committed by rename.
-class TempFile {
- public:
-  explicit TempFile(const fs::path& target) : target_(target) {
-    std::string pattern = (target.parent_path() / ("." + target.filename().string() + ".litelens-XXXXXX")).string();
-    fd_ = ::mkstemp(pattern.data());
-    if (fd_ < 0) output_error(target, "cannot create a temporary file", errno);
-    path_ = pattern;
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-
-  void write(std::span<const std::byte> bytes) {
-    const auto* p = reinterpret_cast<const char*>(bytes.data());
-    std::size_t left = bytes.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, std::min<std::size_t>(left, 1u << 30));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        output_error(target_, "cannot write", errno);
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-  }
-
-  // Data on disk before the name appears: fsync, then close (close can report write errors too).
-  void finish() {
-    if (::fchmod(fd_, 0644) != 0) output_error(target_, "cannot set permissions", errno);
-    if (::fsync(fd_) != 0) output_error(target_, "cannot flush to disk", errno);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) output_error(target_, "cannot close", errno);
-  }
-
-  void commit() {
-    if (::rename(path_.c_str(), target_.c_str()) != 0) output_error(target_, "cannot rename into place", errno);
-    path_.clear();
-  }
-
- private:
-  fs::path target_;
-  std::string path_;
-  int fd_ = -1;
-};
-
-void sync_directory(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;  // best effort: some file systems do not allow it
-  ::fsync(fd);
-  ::close(fd);
-}
-
 bool is_within(const fs::path& inner, const fs::path& outer) {
   auto i = inner.begin();
   for (auto o = outer.begin(); o != outer.end(); ++o, ++i) {
@@ -624,7 +565,7 @@ std::vector<fs::path> extract_associated_files(const Model& model, const fs::pat
   // Phase 1: every member decoded, checked and flushed to a temporary file beside its target.
   // Phase 2: the renames. A failure in phase 1 leaves the folder as it was (temporaries are
   // removed by their destructors).
-  std::vector<std::unique_ptr<TempFile>> temps;
+  std::vector<AtomicFile> temps;
   std::vector<fs::path> targets;
   for (const auto& f : files) {
     const fs::path target = root / fs::path(f.name);
@@ -637,16 +578,13 @@ std::vector<fs::path> extract_associated_files(const Model& model, const fs::pat
       throw Error(ErrorKind::output, target.string(), "its folder resolves outside the output folder");
     if (fs::is_directory(fs::symlink_status(target)))
       throw Error(ErrorKind::output, target.string(), "a folder of that name exists");
-    auto temp = std::make_unique<TempFile>(target);
-    decode_member(model, f, [&](std::span<const std::byte> chunk) { temp->write(chunk); });
-    temp->finish();
+    AtomicFile temp(target);
+    decode_member(model, f, [&](std::span<const std::byte> chunk) { temp.write(chunk); });
+    temp.flush();
     temps.push_back(std::move(temp));
     targets.push_back(target);
   }
-  for (auto& t : temps) t->commit();
-  std::unordered_set<std::string> synced;
-  for (const auto& t : targets)
-    if (synced.insert(t.parent_path().string()).second) sync_directory(t.parent_path());
+  for (auto& t : temps) t.commit();  // each commit also syncs its folder
   return targets;
 }
 

@@ -38,8 +38,15 @@ class AtomicFile {
   /// object is then spent (further calls throw Error(output) as well).
   void write(std::span<const std::byte> bytes);
   void write(std::string_view text);
-  /// fsync, close, rename into place, sync the folder. Throws Error(output) on failure (the
-  /// temporary is removed, the target untouched). Calling it twice is misuse (std::logic_error).
+  /// Overwrites bytes already written at `offset` (a header whose checksum is known only at the
+  /// end). Throws Error(output) as write() does.
+  void write_at(std::uint64_t offset, std::span<const std::byte> bytes);
+  /// fsync and close without renaming: the data is on disk, the target still untouched. Lets a
+  /// caller prepare several files and rename them only once all succeeded. Idempotent.
+  void flush();
+  /// flush() if not done yet, rename into place, sync the folder. Throws Error(output) on failure
+  /// (the temporary is removed, the target untouched). Calling it twice is misuse
+  /// (std::logic_error).
   void commit();
 
   /// The final path.
@@ -60,6 +67,7 @@ class AtomicFile {
   std::uint64_t size_ = 0;
   bool committed_ = false;
   bool failed_ = false;
+  bool flushed_ = false;
 };
 
 }  // namespace litelens
