@@ -1,5 +1,5 @@
 # litelens: `make demo` and `make test` work on a fresh machine; each installs what is missing.
-# Build folders: build/ (release), build-asan/ (sanitizers). Models: $(LITELENS_CACHE)/models.
+# Build folders: build/ (release), build-asan/ (sanitizers), build-bench/ (make bench). Models: $(LITELENS_CACHE)/models.
 
 BUILD      ?= build
 PYTHON     ?= python3
@@ -13,9 +13,10 @@ CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 ASAN_BUILD  = build-asan
+BENCH_BUILD = build-bench
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package python-stub fuzz clean
+.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package python-stub fuzz bench clean
 
 all: build
 
@@ -67,5 +68,16 @@ fuzz: deps models
 
 test: fixtures test-asan test-cpp test-python test-python-package
 
+# Benchmarks (not part of `make test`; see BENCHMARKS.md): litelens against the LiteRT interpreter
+# recipe, the tflite package, flatc and cp, then the decode micro-benchmarks; one table. Models
+# are made once and cached in $(LITELENS_CACHE)/bench (TensorFlow is installed only to make the
+# int8 MobileNetV2 when it is missing). The litelens Python column appears once `pip install .`
+# has been run. Release build with the bench targets in $(BENCH_BUILD)/.
+bench: deps models
+	@[ -f $(LITELENS_CACHE)/bench/mobilenet_v2_int8.tflite ] || scripts/install-deps.sh --fixtures
+	@cmake -S . -B $(BENCH_BUILD) $(CMAKE_FLAGS) -DLITELENS_BUILD_BENCH=ON -DLITELENS_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(BENCH_BUILD)
+	$(PYTHON) scripts/bench.py --build $(BENCH_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-py
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) build-fuzz build-py

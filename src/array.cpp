@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "litelens/decode.h"
+#include "mapped_file.h"
 
 namespace litelens {
 
@@ -41,6 +42,11 @@ std::span<T> typed(std::vector<std::byte>& storage) {
   return {reinterpret_cast<T*>(storage.data()), storage.size() / sizeof(T)};
 }
 
+// Asks for a view's pages ahead of reading all of it (the model maps its file for random access).
+void read_ahead(const Array& a) {
+  if (a.is_borrowed()) detail::will_need(a.bytes());
+}
+
 // The dense element sequence of a tensor, still in the stored dtype (packed types unpacked to
 // one byte each). Returns the dtype of the elements.
 Array dense_stored(const Tensor& t) {
@@ -48,7 +54,11 @@ Array dense_stored(const Tensor& t) {
   auto shape = shape_of(t);
   const std::uint64_t n = t.element_count();
   std::span<const std::byte> bytes = t.data();
-  t.will_need();
+  // Read-ahead only where this function reads the bytes (unpack, densify): a dense tensor comes
+  // back as a view, and asking the kernel about every page of it made a view of a 1 GiB tensor
+  // cost 118 us instead of 0.5 us (Python .numpy(), BENCHMARKS.md). Readers of views call
+  // read_ahead() below.
+  if (is_packed(stored) || t.is_sparse()) t.will_need();
 
   DType element = stored;
   std::vector<std::byte> unpacked;
@@ -97,6 +107,7 @@ Array widen(const Array& a) {
     case DType::float8_e5m2: fn = widen_float8_e5m2; break;
     default: return a;
   }
+  read_ahead(a);
   std::vector<std::byte> out = fresh_buffer(a.size() * sizeof(float));
   fn(a.bytes(), typed<float>(out));
   return Array::own(DType::float32, a.shape(), std::move(out));
@@ -114,6 +125,7 @@ Array dequantize_affine(const Array& a, const Tensor& t, const Quantization& q) 
   // Open accepted a missing zero point list (with a warning): it reads as zeros.
   if (zero_points.empty()) zero_points.assign(1, 0);
   AffineQuant quant{q.scale, zero_points, q.quantized_dimension};
+  read_ahead(a);
   std::vector<std::byte> out = fresh_buffer(a.size() * sizeof(float));
   auto dst = typed<float>(out);
   const auto shape = t.shape();
@@ -132,6 +144,7 @@ Array dequantize_affine(const Array& a, const Tensor& t, const Quantization& q) 
 Array dequantize_blockwise_tensor(const Model& model, const Array& a, const Tensor& t, const Quantization& q) {
   if (t.shape().size() != 2 || (a.dtype() != DType::int8 && a.dtype() != DType::uint8))
     throw std::invalid_argument("dequantize: blockwise quantization is supported for 2-D int4/int8 weights");
+  read_ahead(a);
   const Subgraph sg = model.subgraph(t.subgraph());
   const Array scales = decode(model, sg.tensor(q.scales_tensor), DecodeMode::widened);
   if (scales.dtype() != DType::float32)
@@ -338,6 +351,7 @@ void visit_numbers(const Array& a, std::uint64_t n, F&& f) {
 }  // namespace
 
 ArrayStats statistics(const Array& a) {
+  read_ahead(a);
   ArrayStats s;
   s.count = a.size();
   std::uint64_t zeros = 0, finite = 0;
@@ -406,6 +420,7 @@ Array transpose(const Array& a, std::span<const int> perm) {
   std::vector<std::byte> out = fresh_buffer(a.bytes().size());
   const std::uint64_t n = a.size();
   if (n > 0) {
+    read_ahead(a);
     const std::byte* in = a.bytes().data();
     switch (width) {
       case 1: transpose_copy<1>(in, out.data(), out_shape, perm, in_strides, width); break;

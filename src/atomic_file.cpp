@@ -119,6 +119,25 @@ void AtomicFile::write(std::string_view text) {
   write(std::as_bytes(std::span<const char>(text.data(), text.size())));
 }
 
+std::uint64_t AtomicFile::copy_from(int fd, std::uint64_t offset, std::uint64_t size) {
+  if (committed_ || flushed_) throw std::logic_error("AtomicFile::copy_from after flush() or commit()");
+  if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");
+  loff_t in = static_cast<loff_t>(offset);
+  std::uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::copy_file_range(fd, &in, fd_, nullptr, std::min<std::uint64_t>(size - done, std::uint64_t{1} << 30), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG || errno == EIO) fail("cannot write", errno);
+      break;  // not supported here (EXDEV, EINVAL, EOPNOTSUPP, ENOSYS...): the caller writes the rest
+    }
+    if (n == 0) break;
+    done += static_cast<std::uint64_t>(n);
+    size_ += static_cast<std::uint64_t>(n);
+  }
+  return done;
+}
+
 void AtomicFile::write_at(std::uint64_t offset, std::span<const std::byte> bytes) {
   if (committed_ || flushed_) throw std::logic_error("AtomicFile::write_at after flush() or commit()");
   if (failed_ || fd_ < 0) throw Error(ErrorKind::output, target_.string(), "an earlier write failed");

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -222,7 +223,9 @@ ValueComparison compare_values(const Array& a, const Array& b) {
   return c;
 }
 
-std::string normalize_layer_name(std::string_view name) {
+namespace {
+
+std::string normalize(std::string_view name, bool stem) {
   static const std::vector<std::string_view> suffixes = {
       "_int8", "_uint8", "_int16", "_int4", "_fp16", "_float16", "_f16", "_quantized", "_quant",
       "/dequantize", "_dequantize", "/Dequantize", "_dequant", "/quantize", "_requantize"};
@@ -240,6 +243,13 @@ std::string normalize_layer_name(std::string_view name) {
           stripped = true;
         }
     }
+    if (stem) {
+      // The converter makes names unique by appending digits ("Conv2D" -> "Conv2D2"); keep
+      // "_<n>" suffixes, which name distinct layers ("conv2d_1").
+      std::size_t end = part.size();
+      while (end > 0 && std::isdigit(static_cast<unsigned char>(part[end - 1]))) --end;
+      if (end > 0 && end < part.size() && part[end - 1] != '_') part = part.substr(0, end);
+    }
     if (!part.empty()) parts.emplace_back(part);
     if (semi == std::string_view::npos) break;
     start = semi + 1;
@@ -250,6 +260,12 @@ std::string normalize_layer_name(std::string_view name) {
   for (const auto& p : parts) out += (out.empty() ? "" : ";") + p;
   return out;
 }
+
+}  // namespace
+
+std::string normalize_layer_name(std::string_view name) { return normalize(name, false); }
+
+std::string layer_name_stem(std::string_view name) { return normalize(name, true); }
 
 ModelDiff diff_models(const Model& a, const Model& b, const DiffOptions& options) {
   ModelDiff out;
@@ -287,6 +303,7 @@ ModelDiff diff_models(const Model& a, const Model& b, const DiffOptions& options
     };
     by_key([](const Layer& l) { return l.name; }, "name");
     by_key([](const Layer& l) { return normalize_layer_name(l.name); }, "normalized_name");
+    by_key([](const Layer& l) { return layer_name_stem(l.name); }, "name_stem");
     // Position within each op type.
     std::map<std::string, std::vector<std::size_t>> rest_b;
     for (std::size_t j = 0; j < lb.size(); ++j)

@@ -3,13 +3,26 @@
 // needed.
 #include "litelens/export.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "byte_sink.h"
@@ -191,6 +204,182 @@ std::string npy_header(const Array& a) {
   return out + dict;
 }
 
+// ---- CRC-32 (npz members) ---------------------------------------------------------------------
+
+#if defined(__x86_64__) || defined(__i386__)
+// CRC-32 of 16-byte multiples (len >= 64) by folding with carry-less multiplication: Intel's
+// "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ", with the constants for the
+// reflected ZIP polynomial, as in zlib-ng and Chromium's zlib. Takes and returns the CRC register
+// (the inverted CRC). 13-16 GB/s here, zlib's crc32 6-7 GB/s: every byte of an npz export is
+// summed, so this is the npz writer's own cost.
+__attribute__((target("pclmul,sse4.1"))) std::uint32_t crc32_pclmul(const unsigned char* buf, std::size_t len,
+                                                                      std::uint32_t crc) {
+  alignas(16) static const std::uint64_t k1k2[] = {0x0154442bd4, 0x01c6e41596};
+  alignas(16) static const std::uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
+  alignas(16) static const std::uint64_t k5k0[] = {0x0163cd6124, 0x0000000000};
+  alignas(16) static const std::uint64_t poly[] = {0x01db710641, 0x01f7011641};
+  const auto load = [](const unsigned char* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8;
+  x1 = _mm_xor_si128(load(buf), _mm_cvtsi32_si128(static_cast<int>(crc)));
+  x2 = load(buf + 16);
+  x3 = load(buf + 32);
+  x4 = load(buf + 48);
+  x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(k1k2));
+  buf += 64;
+  len -= 64;
+  while (len >= 64) {  // four independent folds of 128 bits each
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x6 = _mm_clmulepi64_si128(x2, x0, 0x00);
+    x7 = _mm_clmulepi64_si128(x3, x0, 0x00);
+    x8 = _mm_clmulepi64_si128(x4, x0, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), x5), load(buf));
+    x2 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x2, x0, 0x11), x6), load(buf + 16));
+    x3 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x3, x0, 0x11), x7), load(buf + 32));
+    x4 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x4, x0, 0x11), x8), load(buf + 48));
+    buf += 64;
+    len -= 64;
+  }
+  x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));  // fold the four into one
+  for (const __m128i next : {x2, x3, x4}) {
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), next), x5);
+  }
+  while (len >= 16) {
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, x0, 0x11), load(buf)), x5);
+    buf += 16;
+    len -= 16;
+  }
+  // 128 -> 64 bits, then Barrett reduction to 32.
+  x2 = _mm_clmulepi64_si128(x1, x0, 0x10);
+  x3 = _mm_setr_epi32(~0, 0, ~0, 0);
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+  x0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(k5k0));
+  x2 = _mm_srli_si128(x1, 4);
+  x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, x3), x0, 0x00), x2);
+  x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(poly));
+  x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, x3), x0, 0x10);
+  x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, x3), x0, 0x00);
+  return static_cast<std::uint32_t>(_mm_extract_epi32(_mm_xor_si128(x1, x2), 1));
+}
+#endif
+
+// The ZIP CRC-32 of `bytes` continued from `crc` (0 to start), as zlib's crc32 computes it.
+std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  std::size_t n = bytes.size();
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool pclmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  if (pclmul && n >= 64) {
+    const std::size_t bulk = n & ~std::size_t{15};
+    crc = ~crc32_pclmul(p, bulk, ~crc);
+    p += bulk;
+    n -= bulk;
+  }
+#endif
+  while (n > 0) {  // zlib takes 32-bit lengths
+    const std::size_t chunk = std::min<std::size_t>(n, std::size_t{1} << 30);
+    crc = static_cast<std::uint32_t>(::crc32(crc, p, static_cast<uInt>(chunk)));
+    p += chunk;
+    n -= chunk;
+  }
+  return crc;
+}
+
+// ---- the model's own file, for copies inside the kernel --------------------------------------
+
+// The file the model was opened from, opened again when it provably is the file mapped at
+// model.bytes(): same device and inode as that mapping (per /proc/self/maps) and same size.
+// Stored arrays that need no decoding are then copied from it with copy_file_range, like cp
+// (FileSink::write_copy). A model made from bytes, or a path that now names another file, has
+// no descriptor and its arrays are written from memory.
+class ModelFile {
+ public:
+  explicit ModelFile(const Model& model) : base_(model.bytes()) {
+    const auto mapped = mapping_identity(base_.data());
+    if (!mapped) return;
+    const int fd = ::open(model.label().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && major(st.st_dev) == mapped->major &&
+        minor(st.st_dev) == mapped->minor && static_cast<unsigned long long>(st.st_ino) == mapped->inode &&
+        static_cast<std::uint64_t>(st.st_size) == base_.size())
+      fd_ = fd;
+    else
+      ::close(fd);
+  }
+  ~ModelFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ModelFile(const ModelFile&) = delete;
+  ModelFile& operator=(const ModelFile&) = delete;
+
+  /// crc32_update(crc, bytes), reading the bytes from the file when they lie in the model's
+  /// mapping: through a small buffer, so that the export does not map (and keep resident) the
+  /// whole model, and without a page fault per page. 3.2 GB: 0.5 s and 4 MB resident, against
+  /// 0.8 s and 3 GB through the mapping with zlib.
+  std::uint32_t crc32(std::uint32_t crc, std::span<const std::byte> bytes) const {
+    if (fd_ < 0 || bytes.size() < (std::size_t{1} << 16) || bytes.data() < base_.data() ||
+        bytes.data() + bytes.size() > base_.data() + base_.size())
+      return crc32_update(crc, bytes);
+    if (buffer_.empty()) buffer_.resize(std::size_t{1} << 20);
+    auto offset = static_cast<off_t>(bytes.data() - base_.data());
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::pread(fd_, buffer_.data(), std::min(buffer_.size(), bytes.size() - done), offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the rest from memory (the same bytes)
+      crc = crc32_update(crc, std::span(buffer_.data(), static_cast<std::size_t>(n)));
+      done += static_cast<std::size_t>(n);
+      offset += n;
+    }
+    return done < bytes.size() ? crc32_update(crc, bytes.subspan(done)) : crc;
+  }
+
+  /// Writes `bytes` to `sink`: copied from the file when they lie in the model's mapping.
+  void write(ByteSink& sink, std::span<const std::byte> bytes) const {
+    if (fd_ >= 0 && !bytes.empty() && bytes.data() >= base_.data() &&
+        bytes.data() + bytes.size() <= base_.data() + base_.size())
+      sink.write_copy(bytes, fd_, static_cast<std::uint64_t>(bytes.data() - base_.data()));
+    else
+      sink.write(bytes);
+  }
+
+ private:
+  struct Identity {
+    unsigned major = 0, minor = 0;
+    unsigned long long inode = 0;
+  };
+
+  // Device and inode of the file mapped from its first byte at `address`, from /proc/self/maps.
+  static std::optional<Identity> mapping_identity(const std::byte* address) {
+    if (!address) return std::nullopt;
+    std::FILE* f = std::fopen("/proc/self/maps", "re");
+    if (!f) return std::nullopt;
+    std::optional<Identity> out;
+    const auto a = reinterpret_cast<std::uintptr_t>(address);
+    char* line = nullptr;
+    std::size_t cap = 0;
+    while (::getline(&line, &cap, f) > 0) {
+      unsigned long long start = 0, end = 0, offset = 0, inode = 0;
+      unsigned mj = 0, mn = 0;
+      char perms[8] = {};
+      if (std::sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &offset, &mj, &mn, &inode) != 7)
+        continue;
+      if (a < start || a >= end) continue;
+      if (offset + (a - start) == 0 && inode != 0) out = Identity{mj, mn, inode};
+      break;
+    }
+    std::free(line);
+    std::fclose(f);
+    return out;
+  }
+
+  std::span<const std::byte> base_;
+  int fd_ = -1;
+  mutable std::vector<std::byte> buffer_;
+};
+
 // ---- a streaming ZIP writer (stored entries, ZIP64 where sizes or offsets need it) ------------
 
 template <class T>
@@ -203,7 +392,8 @@ class ZipWriter {
   explicit ZipWriter(ByteSink& sink) : sink_(sink) {}
 
   // Writes one stored entry whose content is `parts` concatenated.
-  void add(const std::string& name, std::initializer_list<std::span<const std::byte>> parts) {
+  void add(const std::string& name, std::initializer_list<std::span<const std::byte>> parts,
+           const ModelFile* source = nullptr) {
     std::uint64_t size = 0;
     for (auto p : parts) size += p.size();
     Entry e{name, sink_.position(), size, 0};
@@ -229,16 +419,13 @@ class ZipWriter {
       put<std::uint64_t>(header, size);
     }
     sink_.write(header);
-    uLong crc = crc32(0L, Z_NULL, 0);
+    std::uint32_t crc = 0;
     for (auto p : parts) {
-      // zlib takes 32-bit lengths; feed large spans in chunks.
-      for (std::size_t off = 0; off < p.size(); off += (std::size_t{1} << 30)) {
-        const std::size_t n = std::min<std::size_t>(p.size() - off, std::size_t{1} << 30);
-        crc = crc32(crc, reinterpret_cast<const Bytef*>(p.data() + off), static_cast<uInt>(n));
-      }
-      sink_.write(p);
+      crc = source ? source->crc32(crc, p) : crc32_update(crc, p);
+      if (source) source->write(sink_, p);
+      else sink_.write(p);
     }
-    e.crc = static_cast<std::uint32_t>(crc);
+    e.crc = crc;
     std::string crc_bytes;
     put<std::uint32_t>(crc_bytes, e.crc);
     sink_.patch(e.offset + crc_at, std::as_bytes(std::span(crc_bytes.data(), crc_bytes.size())));
@@ -333,10 +520,11 @@ ExportReport write_npz(const Model& model, const std::vector<ExportItem>& items,
   ExportReport report;
   Progress progress{options, total_bytes(model, items, options)};
   ZipWriter zip(sink);
+  const ModelFile file(model);
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
     const std::string header = npy_header(a);
-    zip.add(item.key + ".npy", {text_bytes(header), a.bytes()});
+    zip.add(item.key + ".npy", {text_bytes(header), a.bytes()}, &file);
     ++report.arrays;
     report.bytes += a.bytes().size();
     progress.add(a.bytes().size());
@@ -393,9 +581,10 @@ ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>
   sink.write(text);
   ExportReport report;
   Progress progress{options, offset};
+  const ModelFile file(model);
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
-    sink.write(a.bytes());
+    file.write(sink, a.bytes());
     ++report.arrays;
     report.bytes += a.bytes().size();
     progress.add(a.bytes().size());
@@ -624,20 +813,32 @@ ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& it
     return report;
   }
   detail::StagedFolder folder(path);
+  const ModelFile model_file(model);
   ExportReport report;
   Progress progress{options, total_bytes(model, items, options)};
+  // Each file is committed (fsync, rename) a few files after it was written, so that the kernel
+  // writes it back while the next ones are produced instead of the export waiting for every file
+  // in turn (3.2 GB in 69 files: 3.4-4.4 s committing each at once). The folder still appears
+  // only when every file is on disk.
+  constexpr std::size_t kPendingFiles = 16;
+  std::deque<std::unique_ptr<detail::FileSink>> pending;
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
     const auto file = folder.staging() / (item.key + ".npy");
     std::filesystem::create_directories(file.parent_path());
-    detail::FileSink sink(file);
-    sink.write(npy_header(a));
-    sink.write(a.bytes());
-    sink.commit();
+    auto sink = std::make_unique<detail::FileSink>(file);
+    sink->write(npy_header(a));
+    model_file.write(*sink, a.bytes());
+    pending.push_back(std::move(sink));
+    if (pending.size() > kPendingFiles) {
+      pending.front()->commit();
+      pending.pop_front();
+    }
     ++report.arrays;
     report.bytes += a.bytes().size();
     progress.add(a.bytes().size());
   }
+  for (auto& sink : pending) sink->commit();
   detail::FileSink manifest_file(folder.staging() / "manifest.json");
   manifest_file.write(dump(manifest(model, items, options)));
   manifest_file.commit();

@@ -11,9 +11,11 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "litelens/atomic_file.h"
 #include "litelens/patch.h"
@@ -748,19 +750,10 @@ std::unique_ptr<Prepared> prepare_all(const Model& model, const PatchSpec& spec,
   p->plan = prepare(model, spec, options, report);
   assign_buffers(model, p->plan, report);
   p->output = build(model, p->plan, report);
+  // A buffer is rewritten in place only when every tensor using it gets the same new bytes (see
+  // assign_buffers), so the tensors with new bytes are exactly the patched ones.
   for (const auto& [key, c] : p->plan.changes)
     if (c.bytes) p->expected[key] = *c.bytes;
-  // Unpatched tensors that shared a rewritten (not split) buffer with patched ones.
-  std::map<std::uint32_t, std::span<const std::byte>> rewritten;
-  for (const auto& [key, bytes] : p->expected) {
-    const std::uint32_t old = model.subgraph(key.first).tensor(key.second).buffer();
-    const auto it = p->plan.new_buffer_of.find(key);
-    if (it != p->plan.new_buffer_of.end() && it->second == old) rewritten[old] = bytes;
-  }
-  for (const Subgraph sg : model.subgraphs())
-    for (const Tensor t : sg.tensors())
-      if (!p->expected.count({sg.index(), t.index()}))
-        if (auto it = rewritten.find(t.buffer()); it != rewritten.end()) p->expected[{sg.index(), t.index()}] = it->second;
   report.output_size = p->output.size;
   return p;
 }

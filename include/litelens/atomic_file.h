@@ -38,6 +38,11 @@ class AtomicFile {
   /// object is then spent (further calls throw Error(output) as well).
   void write(std::span<const std::byte> bytes);
   void write(std::string_view text);
+  /// Appends up to `size` bytes of the file `fd` from `offset`, copied inside the kernel
+  /// (copy_file_range, as cp does) instead of through memory. Returns how many were copied: fewer
+  /// when the kernel or the file systems cannot (the caller writes the rest with write()).
+  /// Output errors (no space, I/O) throw Error(output) as write() does.
+  std::uint64_t copy_from(int fd, std::uint64_t offset, std::uint64_t size);
   /// Overwrites bytes already written at `offset` (a header whose checksum is known only at the
   /// end). Throws Error(output) as write() does.
   void write_at(std::uint64_t offset, std::span<const std::byte> bytes);

@@ -8,7 +8,9 @@
 //   2. by normalised name: the name split at ';' into fused parts, each part stripped of
 //      quantization suffixes ("_int8", "_quantized", "/dequantize", ...), the parts sorted;
 //      again unique on both sides;
-//   3. by position: the k-th still unmatched layer of an op type in A with the k-th of that op
+//   3. by name stem: as 2, with digits the converter appends to make names unique removed
+//      from the end of each part ("Conv2D2" -> "Conv2D"; "conv2d_1" keeps its "_1");
+//   4. by position: the k-th still unmatched layer of an op type in A with the k-th of that op
 //      type in B.
 // Parameters of matched layers are paired by role ("filter", "bias", ...). Values are compared
 // after dequantization (DecodeMode::dequantized) as float64: max |a-b|, ||a-b|| / ||a||, and
@@ -79,7 +81,7 @@ struct LayerRef {
 struct LayerDiff {
   LayerRef a;
   LayerRef b;
-  std::string matched_by;  ///< "name", "normalized_name" or "position"
+  std::string matched_by;  ///< "name", "normalized_name", "name_stem" or "position"
   std::vector<ParamDiff> params;
   bool identical() const noexcept;
 };
@@ -102,5 +104,8 @@ ModelDiff diff_models(const Model& a, const Model& b, const DiffOptions& options
 
 /// The name used for rule 2: fused parts stripped of quantization suffixes, sorted, joined by ';'.
 std::string normalize_layer_name(std::string_view name);
+
+/// The name used for rule 3: normalize_layer_name() with appended uniquifying digits removed.
+std::string layer_name_stem(std::string_view name);
 
 }  // namespace litelens

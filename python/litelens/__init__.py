@@ -3,7 +3,8 @@
 The package is a thin layer over the litelens C++ library (the same core as the ``litelens``
 command): it opens and validates ``.tflite`` files, lists subgraphs, tensors, operators,
 signatures and metadata, resolves each layer's parameters to the constants that hold them
-(through DEQUANTIZE and DENSIFY), decodes them to NumPy, and exports them.
+(through DEQUANTIZE and DENSIFY), decodes them to NumPy, and exports them; it also writes new
+values or quantization parameters back (:func:`patch`) and compares two models (:func:`diff`).
 
 Quick start::
 
@@ -17,14 +18,16 @@ Quick start::
     weights, biases = litelens.conv2d_params("model.tflite")
 
 Errors: a file that cannot be read raises :class:`Error` (with ``kind``, ``path``, ``offset``
-and ``message``); lookups raise ``KeyError`` (names) and ``IndexError`` (indices).
+and ``message``); lookups raise ``KeyError`` (names) and ``IndexError`` (indices); a patch that
+cannot be applied raises :class:`PatchError` (a ``ValueError``; :class:`UnknownSelectorError`,
+also a ``KeyError``, for a selector that matches nothing).
 
 See docs/python.md for the full guide.
 """
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -37,11 +40,18 @@ from ._litelens import (
     Error,
     ExportReport,
     Layer,
+    LayerDiff,
+    LayerRef,
     Model,
+    ModelDiff,
     ModelInfo,
     ModelWarning,
     Operator,
     Param,
+    ParamDiff,
+    ParamInfo,
+    PatchedTensor,
+    PatchReport,
     ProcessUnitInfo,
     Quantization,
     Signature,
@@ -50,7 +60,9 @@ from ._litelens import (
     Tensor,
     TensorGroupInfo,
     TensorMetadataInfo,
+    ValueComparison,
 )
+from ._litelens import _register_patch_errors
 
 __version__ = "0.1.0"
 
@@ -63,11 +75,19 @@ __all__ = [
     "Error",
     "ExportReport",
     "Layer",
+    "LayerDiff",
+    "LayerRef",
     "Model",
+    "ModelDiff",
     "ModelInfo",
     "ModelWarning",
     "Operator",
     "Param",
+    "ParamDiff",
+    "ParamInfo",
+    "PatchError",
+    "PatchReport",
+    "PatchedTensor",
     "ProcessUnitInfo",
     "Quantization",
     "Signature",
@@ -77,16 +97,45 @@ __all__ = [
     "Tensor",
     "TensorGroupInfo",
     "TensorMetadataInfo",
+    "UnknownSelectorError",
+    "ValueComparison",
     "__version__",
     "conv2d_params",
+    "diff",
     "extract",
     "open",
+    "patch",
 ]
 
 #: What :func:`open` accepts: a path (str or os.PathLike) or the model's bytes.
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+class PatchError(ValueError):
+    """A patch that cannot be applied as asked (a ``ValueError``). Nothing was written.
+
+    Attributes:
+        kind: stable lowercase name of the problem: ``"unknown_selector"``,
+            ``"ambiguous_selector"``, ``"not_constant"``, ``"shape_mismatch"``,
+            ``"dtype_mismatch"``, ``"value_out_of_range"``, ``"sparsity_mismatch"``,
+            ``"bad_quantization"``, ``"unsupported"``, ``"duplicate"``, ``"in_place_required"``,
+            ``"bad_values_file"`` or ``"manifest_mismatch"``.
+    """
+
+    kind: str = ""
+
+
+class UnknownSelectorError(PatchError, KeyError):
+    """A patch selector that matches no tensor or layer parameter.
+
+    Both a :class:`PatchError` (so a ``ValueError``) and a ``KeyError``; the message lists close
+    tensor names. ``kind`` is ``"unknown_selector"``.
+    """
+
+
+_register_patch_errors(PatchError, UnknownSelectorError)
 
 
 def open(source: Source, *, label: Optional[str] = None) -> Model:  # noqa: A001 - mirrors io.open
@@ -229,3 +278,78 @@ def extract(
     finally:
         if opened:
             m.close()
+
+
+def patch(
+    model: Union[Source, Model],
+    output: Union[str, "os.PathLike[str]"],
+    values: Optional[Mapping[str, Any]] = None,
+    quantization: Optional[Mapping[str, Any]] = None,
+    *,
+    quantize: bool = False,
+    layout: str = "tflite",
+    subgraph: Optional[int] = None,
+    in_place: bool = False,
+) -> PatchReport:
+    """Writes a patched copy of a model: ``litelens patch MODEL -o OUTPUT ...`` in Python.
+
+    Args:
+        model: a path, the model's bytes, or an open :class:`Model`.
+        output: the patched model's path.
+        values, quantization, quantize, layout, subgraph, in_place: as for :meth:`Model.patch`
+            (selector -> NumPy array; selector -> ``{"scale": [...], "zero_point": [...],
+            "axis": 0}``).
+
+    Returns:
+        A :class:`PatchReport` (patched tensors, warnings, output size).
+
+    Raises:
+        UnknownSelectorError: a selector matches nothing (also a ``KeyError``).
+        PatchError: the patch cannot be applied as asked (a ``ValueError``; see ``kind``).
+        Error: the model cannot be read or the output cannot be written.
+    """
+    m, opened = _model_of(model)
+    try:
+        return m.patch(output, values, quantization, quantize=quantize, layout=layout, subgraph=subgraph,
+                       in_place=in_place)
+    finally:
+        if opened:
+            m.close()
+
+
+def diff(
+    a: Union[Source, Model],
+    b: Union[Source, Model],
+    *,
+    values: bool = True,
+    subgraph: Optional[int] = None,
+) -> ModelDiff:
+    """Compares two models parameter by parameter: ``litelens diff A B`` in Python.
+
+    Args:
+        a: the reference model: a path, bytes, or an open :class:`Model`.
+        b: the model compared with it (same forms).
+        values: compare the values too (``False``: shapes, dtypes and quantization only).
+        subgraph: only this subgraph of both models.
+
+    Returns:
+        A :class:`ModelDiff`: iterate it for the matched layers (:class:`LayerDiff`, each with
+        ``params``: :class:`ParamDiff` with ``shape_changed``, ``dtype_changed``,
+        ``quantization_changed``, ``values`` (max_abs_diff, rel_error, cosine, ...) and
+        ``identical``); ``only_in_a`` and ``only_in_b`` list unmatched layers.
+
+    Raises:
+        Error: a model cannot be read.
+        IndexError: ``subgraph`` does not exist in one of the models.
+    """
+    ma, opened_a = _model_of(a)
+    try:
+        mb, opened_b = _model_of(b)
+        try:
+            return ma.diff(mb, values=values, subgraph=subgraph)
+        finally:
+            if opened_b:
+                mb.close()
+    finally:
+        if opened_a:
+            ma.close()

@@ -2,7 +2,7 @@
 Native bindings of litelens (use the litelens package, not this module).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 import os
 from typing import Any
 
@@ -551,6 +551,133 @@ class Model:
             Error: the member is corrupt.
         """
 
+    def patch(self, output: str | os.PathLike[str], values: Mapping[str, numpy.typing.ArrayLike] | None = None, quantization: Mapping[str, Mapping[str, Any] | Quantization | str] | None = None, *, quantize: bool = False, layout: str = 'tflite', subgraph: int | None = None, in_place: bool = False) -> PatchReport:
+        """
+        Writes a copy of the model with new constant values and/or quantization
+        parameters, like ``litelens patch``. Everything else is kept byte for byte.
+
+        The output is written to a temporary file, re-opened, validated and compared with
+        this model, and only then renamed into place. This model is never modified.
+
+        Args:
+            output: the patched model's path.
+            values: selector -> new values (a NumPy array or anything ``numpy.asarray`` takes).
+                A selector is a tensor name, ``"#N"`` (tensor N of ``subgraph``, default 0) or
+                ``"<layer key>/<role>"`` (``"sg0.op12.CONV_2D/filter"``); one that names the
+                output of DEQUANTIZE or DENSIFY patches the constant behind it. The array must have
+                the stored shape and the stored dtype, or one litelens converts: float32 for float16
+                and bfloat16 (narrowed), int8/uint8 for int4/int2/uint4 (packed), float32 for a
+                quantized tensor with ``quantize=True``. bfloat16 and float8 constants also take the
+                raw bits ``numpy()`` returns (uint16 / uint8).
+            quantization: selector -> new affine parameters: a mapping with ``scale`` (required),
+                ``zero_point``, ``axis``, ``min``, ``max``; a :class:`Quantization`; or the CLI's
+                ``--set-quant`` text. The stored integers are kept (give values with
+                ``quantize=True`` too to re-quantize).
+            quantize: quantize float32 values for quantized integer tensors with the tensor's
+                (possibly new) scales and zero points.
+            layout: the layout of ``values`` for layer-key selectors: "tflite", "keras" or "torch".
+            subgraph: where names and ``#N`` are looked up (names: every subgraph by default).
+            in_place: allow ``output`` to be this model's own file (still atomic).
+
+        Returns:
+            A PatchReport (patched tensors, warnings, output size).
+
+        Raises:
+            UnknownSelectorError: a selector matches nothing (a ``KeyError``; the message lists close
+                names).
+            PatchError: the patch cannot be applied as asked (a ``ValueError``; ``kind`` says why:
+                "shape_mismatch", "dtype_mismatch", "value_out_of_range", ...). Nothing is written.
+            Error: the model cannot be read, or the output cannot be written (kind "output").
+            TypeError: a value has no litelens dtype, or an argument has the wrong type.
+        """
+
+    def patch_bytes(self, values: Mapping[str, numpy.typing.ArrayLike] | None = None, quantization: Mapping[str, Mapping[str, Any] | Quantization | str] | None = None, *, quantize: bool = False, layout: str = 'tflite', subgraph: int | None = None) -> bytes:
+        """
+        The same patch as ``patch()``, returned as the patched model's bytes (validated and
+        compared with this model like a file).
+
+        Args:
+            values: selector -> new values (a NumPy array or anything ``numpy.asarray`` takes).
+                A selector is a tensor name, ``"#N"`` (tensor N of ``subgraph``, default 0) or
+                ``"<layer key>/<role>"`` (``"sg0.op12.CONV_2D/filter"``); one that names the
+                output of DEQUANTIZE or DENSIFY patches the constant behind it. The array must have
+                the stored shape and the stored dtype, or one litelens converts: float32 for float16
+                and bfloat16 (narrowed), int8/uint8 for int4/int2/uint4 (packed), float32 for a
+                quantized tensor with ``quantize=True``. bfloat16 and float8 constants also take the
+                raw bits ``numpy()`` returns (uint16 / uint8).
+            quantization: selector -> new affine parameters: a mapping with ``scale`` (required),
+                ``zero_point``, ``axis``, ``min``, ``max``; a :class:`Quantization`; or the CLI's
+                ``--set-quant`` text. The stored integers are kept (give values with
+                ``quantize=True`` too to re-quantize).
+            quantize: quantize float32 values for quantized integer tensors with the tensor's
+                (possibly new) scales and zero points.
+            layout: the layout of ``values`` for layer-key selectors: "tflite", "keras" or "torch".
+            subgraph: where names and ``#N`` are looked up (names: every subgraph by default).
+
+        Raises:
+            UnknownSelectorError: a selector matches nothing (a ``KeyError``; the message lists close
+                names).
+            PatchError: the patch cannot be applied as asked (a ``ValueError``; ``kind`` says why:
+                "shape_mismatch", "dtype_mismatch", "value_out_of_range", ...). Nothing is written.
+            Error: the model cannot be read, or the output cannot be written (kind "output").
+            TypeError: a value has no litelens dtype, or an argument has the wrong type.
+        """
+
+    def patch_from_export(self, output: str | os.PathLike[str], export_file: str | os.PathLike[str], *, manifest: str | os.PathLike[str] | None = None, quantize: bool = False, subgraph: int | None = None, in_place: bool = False) -> PatchReport:
+        """
+        Patches every array of an export back into the model, like ``litelens patch --from``.
+
+        ``export_file`` is an .npz or .safetensors written by ``extract()`` (and perhaps
+        edited). Its manifest matches each key to the model (the stored tensor and its name
+        must agree); keras/torch layouts are permuted back and ``dequantize=True`` exports are
+        quantized back (or narrowed to float16). Arrays without a manifest entry use their key
+        as a selector. Exporting and patching back without edits reproduces every byte.
+
+        Args:
+            output: the patched model's path.
+            export_file: the .npz or .safetensors export.
+            manifest: take the manifest from this export or manifest.json instead.
+            quantize: quantize float32 arrays without a manifest entry, as ``patch()``.
+            subgraph: where keys that are tensor names or ``#N`` are looked up.
+            in_place: allow ``output`` to be this model's own file.
+
+        Returns:
+            A PatchReport.
+
+        Raises:
+            UnknownSelectorError: a selector matches nothing (a ``KeyError``; the message lists close
+                names).
+            PatchError: the patch cannot be applied as asked (a ``ValueError``; ``kind`` says why:
+                "shape_mismatch", "dtype_mismatch", "value_out_of_range", ...). Nothing is written.
+            Error: the model cannot be read, or the output cannot be written (kind "output").
+            TypeError: a value has no litelens dtype, or an argument has the wrong type.
+            (kind "manifest_mismatch": the export describes another model; "bad_values_file":
+            it cannot be read.)
+        """
+
+    def diff(self, other: Model, *, values: bool = True, subgraph: int | None = None) -> ModelDiff:
+        """
+        Compares this model (A) with ``other`` (B) parameter by parameter, like ``litelens diff``.
+
+        Layers (operators with constant inputs; DEQUANTIZE, DENSIFY and QUANTIZE are followed or
+        skipped) of subgraph i of A are matched with those of subgraph i of B by name, normalized
+        name, name stem, then position; their parameters are paired by role and compared: shape,
+        dtype and quantization changes, and the values dequantized to float64 (max_abs_diff,
+        rel_error, cosine). See docs/patch.md.
+
+        Args:
+            other: the model to compare with.
+            values: compare values too (False: shapes, dtypes and quantization only; reads no
+                weights).
+            subgraph: only this subgraph of both models.
+
+        Returns:
+            A ModelDiff.
+
+        Raises:
+            IndexError: ``subgraph`` does not exist in one of the models.
+        """
+
 class Param:
     """
     One input of a layer, resolved to the constant that holds its numbers.
@@ -1080,5 +1207,311 @@ class AssociatedFile:
     @property
     def is_supported(self) -> bool:
         """True when the member can be read (stored or deflate)."""
+
+    def __repr__(self) -> str: ...
+
+class PatchedTensor:
+    """
+    One tensor a patch changed (or left alone because the new bytes equal the old).
+    """
+
+    @property
+    def selector(self) -> str:
+        """The selector that led here."""
+
+    @property
+    def subgraph(self) -> int:
+        """Index of the subgraph."""
+
+    @property
+    def tensor(self) -> int:
+        """Index of the stored tensor that changed."""
+
+    @property
+    def name(self) -> str:
+        """The stored tensor's name."""
+
+    @property
+    def via(self) -> list[str]:
+        """
+        DEQUANTIZE / DENSIFY ops followed from the selected tensor to the stored one.
+        """
+
+    @property
+    def values(self) -> bool:
+        """True when new values were given."""
+
+    @property
+    def quantization(self) -> bool:
+        """True when new quantization parameters were given."""
+
+    @property
+    def unchanged(self) -> bool:
+        """
+        True when the new bytes equal the stored ones (and the quantization did not change).
+        """
+
+    @property
+    def conversion(self) -> str:
+        """
+        How the values were stored: "copied", "quantized", "narrowed to float16", "packed to int4", ...
+        """
+
+    @property
+    def buffer(self) -> int:
+        """The buffer holding the values afterwards."""
+
+    @property
+    def split(self) -> bool:
+        """True when the tensor got a new buffer because the old one is shared."""
+
+    @property
+    def bytes(self) -> int:
+        """Stored bytes written."""
+
+    @property
+    def clamped(self) -> int:
+        """Quantized values clamped to the type's range."""
+
+    def __repr__(self) -> str: ...
+
+class PatchReport:
+    """What a patch wrote."""
+
+    @property
+    def tensors(self) -> list[PatchedTensor]:
+        """The patched tensors (PatchedTensor), in the order given."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """
+        One line per warning (buffer splits, clamped values, dropped trailing bytes).
+        """
+
+    @property
+    def output_size(self) -> int:
+        """Bytes of the patched model."""
+
+    @property
+    def flatbuffer_size(self) -> int:
+        """Bytes of its FlatBuffer part."""
+
+    @property
+    def archive(self) -> bool:
+        """True when an associated-file archive was carried over."""
+
+    @property
+    def archive_offsets_rewritten(self) -> bool:
+        """True when the archive's absolute offsets were moved."""
+
+    @property
+    def outside_payloads(self) -> int:
+        """Buffers written after the FlatBuffer."""
+
+    def __repr__(self) -> str: ...
+
+class ValueComparison:
+    """
+    How close two parameters' values are, compared as float64 after dequantization
+    (A is the reference).
+    """
+
+    @property
+    def count(self) -> int:
+        """Elements compared."""
+
+    @property
+    def differing(self) -> int:
+        """Elements that differ."""
+
+    @property
+    def nan_mismatch(self) -> int:
+        """Pairs where exactly one side is NaN (left out of the metrics)."""
+
+    @property
+    def max_abs_diff(self) -> float:
+        """max |a - b|."""
+
+    @property
+    def rel_error(self) -> float:
+        """||a - b|| / ||a|| (0 when equal; inf when ||a|| is 0 and b is not)."""
+
+    @property
+    def cosine(self) -> float:
+        """a.b / (||a|| ||b||) (1 when both are all zero; 0 when exactly one is)."""
+
+    @property
+    def norm_a(self) -> float:
+        """||a||."""
+
+    @property
+    def norm_b(self) -> float:
+        """||b||."""
+
+    def __repr__(self) -> str: ...
+
+class ParamInfo:
+    """
+    One side of a compared parameter: the stored tensor (or the op's input).
+    """
+
+    @property
+    def tensor(self) -> int:
+        """The stored tensor's index (the op input's when fed at run time)."""
+
+    @property
+    def name(self) -> str:
+        """The tensor's name."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The stored shape."""
+
+    @property
+    def dtype(self) -> str:
+        """The stored dtype ("float16", ...)."""
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """Quantization parameters, or None."""
+
+    @property
+    def via(self) -> list[str]:
+        """Ops followed to the stored tensor ("DEQUANTIZE", "DENSIFY")."""
+
+    @property
+    def runtime(self) -> bool:
+        """True when the values are not in the file."""
+
+    def __repr__(self) -> str: ...
+
+class ParamDiff:
+    """One parameter (by role) of a matched layer pair."""
+
+    @property
+    def role(self) -> str:
+        """"filter", "bias", ..."""
+
+    @property
+    def a(self) -> ParamInfo | None:
+        """The parameter in A (ParamInfo), or None when only B has it."""
+
+    @property
+    def b(self) -> ParamInfo | None:
+        """The parameter in B (ParamInfo), or None when only A has it."""
+
+    @property
+    def shape_changed(self) -> bool:
+        """The shapes differ."""
+
+    @property
+    def dtype_changed(self) -> bool:
+        """The stored dtypes differ."""
+
+    @property
+    def quantization_changed(self) -> bool:
+        """The quantization differs (scheme, scales, zero points or axis)."""
+
+    @property
+    def values(self) -> ValueComparison | None:
+        """
+        The value comparison (ValueComparison), or None when the values were not compared (see ``note``).
+        """
+
+    @property
+    def bytes_equal(self) -> bool | None:
+        """For non-numeric constants (strings): stored bytes equal; else None."""
+
+    @property
+    def note(self) -> str | None:
+        """Why the values were not compared, or None."""
+
+    @property
+    def identical(self) -> bool:
+        """Same shape, dtype, quantization and values."""
+
+    def __repr__(self) -> str: ...
+
+class LayerRef:
+    """A layer of one of the compared models."""
+
+    @property
+    def subgraph(self) -> int:
+        """Index of the subgraph."""
+
+    @property
+    def index(self) -> int:
+        """The operator's index."""
+
+    @property
+    def key(self) -> str:
+        """The layer key ("sg0.op12.CONV_2D")."""
+
+    @property
+    def op(self) -> str:
+        """The op name."""
+
+    @property
+    def name(self) -> str:
+        """The layer's name."""
+
+    def __repr__(self) -> str: ...
+
+class LayerDiff:
+    """A matched pair of layers and their parameters compared."""
+
+    @property
+    def a(self) -> LayerRef:
+        """The layer in A (LayerRef)."""
+
+    @property
+    def b(self) -> LayerRef:
+        """The layer in B (LayerRef)."""
+
+    @property
+    def matched_by(self) -> str:
+        """"name", "normalized_name", "name_stem" or "position"."""
+
+    @property
+    def params(self) -> list[ParamDiff]:
+        """The parameters (ParamDiff), A's roles first."""
+
+    @property
+    def identical(self) -> bool:
+        """Same op and every parameter identical."""
+
+    def __repr__(self) -> str: ...
+
+class ModelDiff:
+    """
+    The result of ``diff()``: the matched layers (iterate it, index it, or use ``layers``)
+    and the layers found on one side only.
+    """
+
+    @property
+    def layers(self) -> list[LayerDiff]:
+        """The matched layers (LayerDiff), in A's order."""
+
+    @property
+    def only_in_a(self) -> list[LayerRef]:
+        """Layers of A without a match (LayerRef)."""
+
+    @property
+    def only_in_b(self) -> list[LayerRef]:
+        """Layers of B without a match (LayerRef)."""
+
+    @property
+    def subgraphs_a(self) -> int:
+        """Subgraph count of A."""
+
+    @property
+    def subgraphs_b(self) -> int:
+        """Subgraph count of B."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, arg: int, /) -> LayerDiff: ...
+
+    def __iter__(self) -> Iterator[LayerDiff]: ...
 
     def __repr__(self) -> str: ...

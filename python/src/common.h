@@ -129,5 +129,6 @@ ModelClass init_model(nb::module_& m);
 void init_layers(nb::module_& m, ModelClass& model);
 void init_export(nb::module_& m, ModelClass& model);
 void init_metadata(nb::module_& m, ModelClass& model);
+void init_patch(nb::module_& m, ModelClass& model);
 
 }  // namespace litelens::py

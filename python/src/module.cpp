@@ -1,6 +1,6 @@
 // litelens._litelens: the native half of the litelens Python package. One init function per
 // area; the Python package (python/litelens/__init__.py) re-exports these names and adds
-// open(), conv2d_params() and extract().
+// open(), conv2d_params(), extract(), patch() and diff().
 #include "common.h"
 
 NB_MODULE(_litelens, m) {
@@ -11,4 +11,5 @@ NB_MODULE(_litelens, m) {
   init_layers(m, model);
   init_export(m, model);
   init_metadata(m, model);
+  init_patch(m, model);
 }

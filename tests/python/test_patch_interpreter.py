@@ -9,20 +9,17 @@ converter's >2 GB layout) and with an appended associated-file archive.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens", "litelens")
-if not os.path.isabs(CLI):
-    CLI = os.path.join(REPO, CLI)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from locations import CLI  # noqa: E402
 
 W1 = (np.arange(32, dtype=np.float32).reshape(8, 4) - 16) / 10
 B1 = np.linspace(-1, 1, 8, dtype=np.float32)

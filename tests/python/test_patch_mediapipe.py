@@ -10,22 +10,17 @@ An empty model directory is a failure, not a skip.
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CACHE = os.environ.get("LITELENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "litelens")
-MODEL_DIR = os.path.join(CACHE, "models")
-MODELS = sorted(glob.glob(os.path.join(MODEL_DIR, "*.tflite")))
-CLI = os.environ.get("LITELENS_CLI") or os.path.join(REPO, "build", "tools", "litelens", "litelens")
-if not os.path.isabs(CLI):
-    CLI = os.path.join(REPO, CLI)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from locations import CLI, MODEL_DIR, MODELS  # noqa: E402
+
 FP16_MODEL = os.path.join(MODEL_DIR, "face_detection_short_range.tflite")
 SPARSE_MODEL = os.path.join(MODEL_DIR, "face_detection_full_range_sparse.tflite")
 

@@ -1041,7 +1041,9 @@ TEST(corruption_test, real_models_with_outside_buffers) {
   const Model relocated = Model::from_bytes(moved);
   ASSERT_EQ(original.subgraph(0).tensor_count(), relocated.subgraph(0).tensor_count());
   std::size_t outside = 0;
-  for (const Tensor t : original.subgraph(0).tensors()) {
+  // (A ViewRange points at its Subgraph: keep the Subgraph alive across the loop.)
+  const Subgraph original_main = original.subgraph(0);
+  for (const Tensor t : original_main.tensors()) {
     const Tensor r = relocated.subgraph(0).tensor(t.index());
     ASSERT_EQ(t.data().size(), r.data().size());
     EXPECT_TRUE(std::equal(t.data().begin(), t.data().end(), r.data().begin())) << t.name();

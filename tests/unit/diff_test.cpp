@@ -106,6 +106,9 @@ TEST(diff_test, names_are_normalised_then_positions_used) {
   EXPECT_EQ(p.layers[1].b.op, "ADD");
   EXPECT_EQ(normalize_layer_name("model/fc/BiasAdd_int8;model/fc/MatMul"), "model/fc/BiasAdd;model/fc/MatMul");
   EXPECT_EQ(normalize_layer_name("b;a/dequantize;a"), "a;b");
+  EXPECT_EQ(layer_name_stem("model/conv/Conv2D2;model/conv/ReadVariableOp11"), "model/conv/Conv2D;model/conv/ReadVariableOp");
+  EXPECT_EQ(layer_name_stem("model/conv2d_1/Conv2D"), "model/conv2d_1/Conv2D");
+  EXPECT_EQ(layer_name_stem("StatefulPartitionedCall:01"), layer_name_stem("StatefulPartitionedCall:0"));
 }
 
 TEST(diff_test, unmatched_layers_are_listed) {

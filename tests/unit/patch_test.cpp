@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "litelens/array.h"
 #include "litelens/decode.h"
 #include "litelens/export.h"
@@ -107,8 +109,13 @@ void put32(std::vector<std::byte>& v, std::uint64_t x) {
 
 // Appends an archive of `files` to `model`, with offsets absolute (as Python's zipfile writes
 // when appending to a model) or relative to the archive start.
+void put64(std::vector<std::byte>& v, std::uint64_t x) {
+  for (int i = 0; i < 8; ++i) v.push_back(static_cast<std::byte>((x >> (8 * i)) & 0xff));
+}
+
+// With `zip64`, every size and offset goes through the ZIP64 extra fields and end records.
 std::vector<std::byte> with_zip(std::vector<std::byte> model, const std::vector<std::pair<std::string, std::string>>& files,
-                                bool absolute) {
+                                bool absolute, bool zip64 = false) {
   const std::uint64_t base = model.size();
   const std::uint64_t shift = absolute ? base : 0;
   std::vector<std::byte> z;
@@ -125,11 +132,17 @@ std::vector<std::byte> with_zip(std::vector<std::byte> model, const std::vector<
     put16(z, 0);
     put16(z, 0x21);
     put32(z, crc);
-    put32(z, content.size());
-    put32(z, content.size());
+    put32(z, zip64 ? 0xFFFFFFFF : content.size());
+    put32(z, zip64 ? 0xFFFFFFFF : content.size());
     put16(z, name.size());
-    put16(z, 0);
+    put16(z, zip64 ? 20 : 0);
     for (char c : name) z.push_back(static_cast<std::byte>(c));
+    if (zip64) {
+      put16(z, 1);
+      put16(z, 16);
+      put64(z, content.size());
+      put64(z, content.size());
+    }
     for (char c : content) z.push_back(static_cast<std::byte>(c));
   }
   const std::uint64_t cd = z.size();
@@ -143,25 +156,49 @@ std::vector<std::byte> with_zip(std::vector<std::byte> model, const std::vector<
     put16(z, 0);
     put16(z, 0x21);
     put32(z, crcs[i]);
-    put32(z, content.size());
-    put32(z, content.size());
+    put32(z, zip64 ? 0xFFFFFFFF : content.size());
+    put32(z, zip64 ? 0xFFFFFFFF : content.size());
     put16(z, name.size());
-    put16(z, 0);
+    put16(z, zip64 ? 28 : 0);
     put16(z, 0);
     put16(z, 0);
     put16(z, 0);
     put32(z, 0);
-    put32(z, shift + local[i]);
+    put32(z, zip64 ? 0xFFFFFFFF : shift + local[i]);
     for (char c : name) z.push_back(static_cast<std::byte>(c));
+    if (zip64) {
+      put16(z, 1);
+      put16(z, 24);
+      put64(z, content.size());
+      put64(z, content.size());
+      put64(z, shift + local[i]);
+    }
   }
   const std::uint64_t cd_size = z.size() - cd;
+  if (zip64) {
+    const std::uint64_t record = z.size();
+    put32(z, 0x06064b50);
+    put64(z, 44);
+    put16(z, 45);
+    put16(z, 45);
+    put32(z, 0);
+    put32(z, 0);
+    put64(z, files.size());
+    put64(z, files.size());
+    put64(z, cd_size);
+    put64(z, shift + cd);
+    put32(z, 0x07064b50);
+    put32(z, 0);
+    put64(z, shift + record);
+    put32(z, 1);
+  }
   put32(z, 0x06054b50);
   put16(z, 0);
   put16(z, 0);
-  put16(z, files.size());
-  put16(z, files.size());
-  put32(z, cd_size);
-  put32(z, shift + cd);
+  put16(z, zip64 ? 0xFFFF : files.size());
+  put16(z, zip64 ? 0xFFFF : files.size());
+  put32(z, zip64 ? 0xFFFFFFFF : cd_size);
+  put32(z, zip64 ? 0xFFFFFFFF : shift + cd);
   put16(z, 0);
   model.insert(model.end(), z.begin(), z.end());
   return model;
@@ -478,6 +515,41 @@ TEST(patch_test, buffers_after_the_flatbuffer_stay_there) {
   EXPECT_EQ(values_of<float>(out2.subgraph(0).tensor(2).data()), (std::vector<float>{9, 9, 9, 9}));
 }
 
+TEST(patch_test, custom_options_after_the_flatbuffer_are_kept) {
+  // A custom op whose options payload lives after the FlatBuffer (large_custom_options_*).
+  ModelBuilder b = litelens::testing::conv_model();
+  b.store_outside(1);
+  const int code = b.add_opcode(tflite::BuiltinOperator_CUSTOM, "MyOp");
+  b.add_tensor(0, "custom/out", {1, 3, 3, 4});
+  const int op = b.add_operator(0, code, {3}, {4});
+  const std::vector<std::uint8_t> payload = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3};
+  b.op(0, op).large_custom_options_offset = 1;
+  b.op(0, op).large_custom_options_size = payload.size();
+  auto staged = b.finish();
+  const std::size_t at = staged.size() + 16;
+  tflite::ModelT m;
+  tflite::GetModel(staged.data())->UnPackTo(&m);
+  m.subgraphs[0]->operators[op]->large_custom_options_offset = at;
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(tflite::Model::Pack(fbb, &m), tflite::ModelIdentifier());
+  std::vector<std::byte> original(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
+                                  reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize());
+  ASSERT_LE(original.size(), staged.size());
+  original.insert(original.end(), staged.begin() + static_cast<std::ptrdiff_t>(original.size()), staged.end());
+  original.resize(at, std::byte{0});
+  for (auto v : payload) original.push_back(static_cast<std::byte>(v));
+  const Model in = Model::from_bytes(original);
+  ASSERT_EQ(in.subgraph(0).op(op).custom_options().size(), payload.size());
+  const auto fresh = filter_values(5.0f);
+  const Model out = Model::from_bytes(
+      patch(original, {{update("conv/filter", array_of(DType::float32, {4, 3, 3, 3}, fresh))}}));
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), fresh);
+  EXPECT_TRUE(std::ranges::equal(out.subgraph(0).op(op).custom_options(), in.subgraph(0).op(op).custom_options()));
+  const auto custom_at = static_cast<std::uint64_t>(out.subgraph(0).op(op).custom_options().data() - out.bytes().data());
+  EXPECT_GE(custom_at, out.flatbuffer_size());
+  EXPECT_EQ(custom_at % 16, 0u);
+}
+
 TEST(patch_test, deduplicated_outside_payloads_stay_shared) {
   ModelBuilder b = litelens::testing::conv_model();
   const auto bias = b.buffer(2).data;
@@ -534,9 +606,11 @@ TEST(patch_test, a_shared_buffer_is_split_when_one_user_changes) {
 }
 
 TEST(patch_test, the_associated_file_archive_is_carried_over) {
-  for (bool absolute : {true, false}) {
-    SCOPED_TRACE(absolute ? "absolute offsets" : "relative offsets");
-    const auto original = with_zip(rich_conv_model().finish(), {{"labels.txt", "cat\ndog\n"}, {"vocab.txt", "a b c"}}, absolute);
+  for (const auto& [absolute, zip64] : {std::pair{true, false}, std::pair{false, false}, std::pair{true, true},
+                                        std::pair{false, true}}) {
+    SCOPED_TRACE(fmt::format("{} offsets{}", absolute ? "absolute" : "relative", zip64 ? ", ZIP64" : ""));
+    const auto original =
+        with_zip(rich_conv_model().finish(), {{"labels.txt", "cat\ndog\n"}, {"vocab.txt", "a b c"}}, absolute, zip64);
     const Model in = Model::from_bytes(original);
     ASSERT_EQ(associated_files(in).size(), 2u);
     // A bigger FlatBuffer (new quantization parameters) moves the archive.
