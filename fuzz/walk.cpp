@@ -11,6 +11,8 @@
 #include "litelens/decode.h"
 #include "litelens/dtype.h"
 #include "litelens/error.h"
+#include "litelens/export.h"
+#include "litelens/layer.h"
 #include "litelens/summary.h"
 #include "litelens/value.h"
 
@@ -477,12 +479,89 @@ int fuzz_walk(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
+namespace {
+
+std::optional<Model> open_or_skip(const std::uint8_t* data, std::size_t size) {
+  auto result = Model::try_from_bytes({reinterpret_cast<const std::byte*>(data), size}, "fuzz.tflite");
+  if (!result.ok()) return std::nullopt;
+  return std::move(result).value();
+}
+
+// Decodes whose dense output stays within the walk's bound (sparse tensors can expand).
+bool decodable(const Model& model, const Layer& l, const Param& p) {
+  if (p.is_runtime()) return false;
+  const Tensor t = model.subgraph(l.subgraph).tensor(p.stored_tensor);
+  if (!is_known(t.dtype()) || dtype_info(t.dtype()).bits == 0) return false;  // documented refusal
+  return t.element_count() <= kMaxWalkDecodeBytes / 8;
+}
+
+// Dequantizing is refused, by design, for schemes without a float mapping and for blockwise
+// layouts other than 2-D int4/int8 weights whose scale table fits (the only layout defined).
+bool may_refuse_dequantize(const Model& model, const Layer& l, const Param& p) {
+  const auto q = model.subgraph(l.subgraph).tensor(p.stored_tensor).quantization();
+  return q && q->scheme != Quantization::Scheme::affine;
+}
+
+}  // namespace
+
+int fuzz_layers(const std::uint8_t* data, std::size_t size) {
+  const auto model = open_or_skip(data, size);
+  if (!model) return 0;
+  for (const Layer& l : layers(*model)) {
+    for (const Param& p : l.params) {
+      for (Framework f : {Framework::keras, Framework::torch}) (void)layout_conversion(*model, l, p, f);
+      if (!decodable(*model, l, p)) continue;
+      for (DecodeMode mode : {DecodeMode::stored, DecodeMode::widened, DecodeMode::dequantized}) {
+        std::optional<Array> values;
+        try {
+          values = param_values(*model, l, p, mode);
+        } catch (const std::invalid_argument&) {
+          if (mode != DecodeMode::dequantized || !may_refuse_dequantize(*model, l, p)) throw;
+          continue;
+        }
+        for (Framework f : {Framework::keras, Framework::torch}) (void)to_layout(*model, l, p, *values, f);
+        if (values->dtype() != DType::float16 && values->dtype() != DType::bfloat16 &&
+            values->dtype() != DType::float8_e4m3fn && values->dtype() != DType::float8_e5m2 &&
+            values->dtype() != DType::complex64 && values->dtype() != DType::complex128)
+          (void)statistics(*values);
+      }
+    }
+  }
+  return 0;
+}
+
+int fuzz_export(const std::uint8_t* data, std::size_t size) {
+  const auto model = open_or_skip(data, size);
+  if (!model) return 0;
+  std::vector<ExportItem> items;
+  std::uint64_t total = 0;
+  for (auto& item : export_items(layers(*model))) {
+    if (!decodable(*model, item.layer, item.param) || may_refuse_dequantize(*model, item.layer, item.param)) continue;
+    total += model->subgraph(item.layer.subgraph).tensor(item.param.stored_tensor).element_count();
+    if (total > kMaxWalkDecodeBytes / 8) break;
+    items.push_back(std::move(item));
+  }
+  for (ExportFormat format : {ExportFormat::npz, ExportFormat::safetensors, ExportFormat::json, ExportFormat::c_header})
+    for (DecodeMode mode : {DecodeMode::stored, DecodeMode::dequantized}) {
+      ExportOptions options;
+      options.format = format;
+      options.mode = mode;
+      try {
+        (void)export_to_memory(*model, items, options);
+      } catch (const Error& e) {
+        // The one documented refusal: a dtype the format cannot hold (complex in safetensors...).
+        if (e.kind() != ErrorKind::output) throw;
+      }
+    }
+  return 0;
+}
+
 std::span<const FuzzTarget> targets() {
   static constexpr FuzzTarget kTargets[] = {
       {"open", &fuzz_open},
       {"walk", &fuzz_walk},
-      // {"layers", &fuzz_layers},   // pending: decoding of every layer
-      // {"export", &fuzz_export},   // pending: export to memory
+      {"layers", &fuzz_layers},
+      {"export", &fuzz_export},
   };
   return kTargets;
 }

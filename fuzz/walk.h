@@ -53,6 +53,10 @@ WalkStats walk(const Model& model);
 int fuzz_open(const std::uint8_t* data, std::size_t size);
 /// Open, then walk() everything.
 int fuzz_walk(const std::uint8_t* data, std::size_t size);
+/// Open, build every layer, decode every stored parameter in every mode and convert layouts.
+int fuzz_layers(const std::uint8_t* data, std::size_t size);
+/// Open, then export every parameter to memory in every format.
+int fuzz_export(const std::uint8_t* data, std::size_t size);
 
 struct FuzzTarget {
   const char* name;  ///< "open", "walk"; the fuzzer binary is fuzz_<name>
