@@ -3,11 +3,13 @@
 // Every benchmark reports bytes_per_second for the bytes it *writes* (the decoded output),
 // and BM_memcpy copies the same number of bytes, so each kernel's rate can be read directly
 // against the memcpy bound for its output size. Argument = element count (memcpy: bytes).
+#include "litelens/array.h"
 #include "litelens/decode.h"
 #include "litelens/model.h"
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -178,6 +180,20 @@ void densify_bench(benchmark::State& state, bool blocked) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * out.size()));
 }
 
+// litelens::transpose of a square float32 matrix (the OI -> IO of a FULLY_CONNECTED weight for
+// --layout keras), output allocated per call as exports do. Argument = element count.
+void BM_transpose_f32_2d(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  const auto a = litelens::Array::own(litelens::DType::float32, {side, side}, random_bytes(n * sizeof(float)));
+  const int perm[2] = {1, 0};
+  for (auto _ : state) {
+    const auto t = litelens::transpose(a, perm);
+    benchmark::DoNotOptimize(t.bytes().data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * sizeof(float)));
+}
+
 void BM_densify_block1x4_f32(benchmark::State& state) { densify_bench(state, true); }
 void BM_densify_csr10_f32(benchmark::State& state) { densify_bench(state, false); }
 
@@ -325,6 +341,7 @@ BENCHMARK(BM_dequantize_int8_axis0)->Arg(kSmall)->Arg(kLarge);
 BENCHMARK(BM_dequantize_int8_axis_last)->Arg(kSmall)->Arg(kLarge);
 BENCHMARK(BM_densify_block1x4_f32)->Arg(kSmall)->Arg(kLarge);
 BENCHMARK(BM_densify_csr10_f32)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_transpose_f32_2d)->Arg(kSmall)->Arg(kLarge);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);

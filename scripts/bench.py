@@ -147,6 +147,8 @@ def measure(cmds: list[list[str]], runs: int, budget: float, prepare=None, pytho
 def fmt_time(s: float | None) -> str:
     if s is None:
         return "-"
+    if s < 1e-5:
+        return f"{s * 1e9:.0f} ns"
     if s < 1e-3:
         return f"{s * 1e6:.0f} µs"
     if s < 1:
@@ -446,9 +448,9 @@ class Bench:
 
     def big_exports(self, model: str) -> None:
         """Every 3 GB export, litelens's and cp's, run in turns (cp, cp+sync, then each format
-        with the CLI and Python) so that the disk's moods fall on all of them alike; the output
-        is removed and the disk synced, untimed, before every run. The peers, which take 5-15 s
-        and 6-10 GB each, run once afterwards."""
+        with the CLI and Python; the order rotates every round) so that the disk's moods fall on
+        all of them alike; the output is removed and the disk synced, untimed, before every run.
+        The peers, which take 5-15 s and 6-10 GB each, run once afterwards."""
         a = self.args
         runs = max(1, min(a.runs, a.big_runs))
         warm(model)
@@ -461,8 +463,11 @@ class Bench:
             if self.have_py:
                 tasks.append(("litelens Python", fmt, [[PY, PEERS, "litelens", "export", model, "--out", out]], True, out))
         cells = {(tool, fmt): Cell(target_runs=runs) for tool, fmt, _, _, _ in tasks}
-        for _ in range(runs):
-            for tool, fmt, cmds, python, out in tasks:
+        for r in range(runs):
+            # The order rotates every round: a run's speed depends on what ran just before it
+            # (memory to reclaim, writeback in flight), and no task should always follow the same one.
+            k = r % len(tasks)
+            for tool, fmt, cmds, python, out in tasks[k:] + tasks[:k]:
                 cell = cells[(tool, fmt)]
                 if cell.error:
                     continue
@@ -516,6 +521,15 @@ class Bench:
             return
         self.extra["micro"] = json.loads(r.stdout)["benchmarks"]
 
+    def limits(self) -> None:
+        """bench/peer_limits.py: what the peers return on fp16, sparse, custom-op and offset models."""
+        r = subprocess.run([PY, os.path.join(ROOT, "bench", "peer_limits.py"), "--json"], capture_output=True, text=True)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("[")]
+        if r.returncode == 0 and lines:
+            self.extra["peer_limits"] = json.loads(lines[-1])
+        else:
+            log(f"peer_limits.py failed: {r.stderr.strip()[-300:]}")
+
     def cleanup(self) -> None:
         shutil.rmtree(self.shm, ignore_errors=True)
         shutil.rmtree(self.disk, ignore_errors=True)
@@ -524,7 +538,7 @@ class Bench:
 # Output bytes per element of each micro-benchmark family (the memcpy it is compared with).
 MICRO_OUT = {"BM_widen_float16": 4, "BM_widen_bfloat16": 4, "BM_widen_float8_e4m3fn": 4, "BM_narrow_to_float16": 2,
              "BM_unpack_int4": 1, "BM_dequantize_int8_axis0": 4, "BM_dequantize_int8_axis_last": 4,
-             "BM_densify_block1x4_f32": 4, "BM_densify_csr10_f32": 4}
+             "BM_densify_block1x4_f32": 4, "BM_densify_csr10_f32": 4, "BM_transpose_f32_2d": 4}
 
 
 def micro_table(benchmarks: list[dict]) -> str:
@@ -603,6 +617,11 @@ def report(bench: Bench, env: dict) -> tuple[str, dict]:
                           f"{fmt_time(d['large_s'])} ({fmt_bytes(d['large_bytes'])})",
                           "copies" if d["large_copies"] else "zero-copy view"])
         parts.append(markdown_table(["call", "1 KiB tensor", "1 GiB tensor", "array"], nrows))
+
+    if bench.extra.get("peer_limits"):
+        parts.append("\nWhat the peers return where the model is not plain (bench/peer_limits.py):\n")
+        parts.append(markdown_table(["peer", "case", "finding"],
+                                    [[d["peer"], d["case"], d["finding"]] for d in bench.extra["peer_limits"]]))
 
     if bench.extra.get("micro"):
         parts.append("\nDecode micro-benchmarks (bench/decode_bench.cpp; rates over CPU time, output bytes):\n")
@@ -683,11 +702,11 @@ def main() -> int:
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--runs", type=int, default=5, help="runs per cell (default 5)")
     ap.add_argument("--budget", type=float, default=8.0, help="seconds per cell before fewer runs (default 8)")
-    ap.add_argument("--big-runs", type=int, default=3, help="runs per cell for the 3 GB exports (default 3)")
+    ap.add_argument("--big-runs", type=int, default=5, help="rounds of the 3 GB exports (default 5)")
     ap.add_argument("--big-budget", type=float, default=20.0, help="seconds per 3 GB cell (default 20)")
     ap.add_argument("--micro-time", type=float, default=0.2, help="Google Benchmark min time (s)")
     ap.add_argument("--quick", action="store_true", help="2 runs, no flatc or peers on the 3 GB model")
-    ap.add_argument("--only", nargs="*", help="scenario prefixes: a b c d micro numpy")
+    ap.add_argument("--only", nargs="*", help="scenario prefixes: a b c d numpy limits micro")
     ap.add_argument("--no-big", action="store_true", help="skip the 3 GB model")
     args = ap.parse_args()
     if args.quick:
@@ -736,6 +755,9 @@ def main() -> int:
         if big and bench.wanted("numpy"):
             log("numpy() cost")
             bench.numpy_cost(big)
+        if bench.wanted("limits"):
+            log("what the peers could not do")
+            bench.limits()
         if bench.wanted("micro"):
             log("micro-benchmarks")
             bench.micro(big)

@@ -16,13 +16,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "byte_sink.h"
@@ -759,6 +763,77 @@ ExportReport write_c_header(const Model& model, const std::vector<ExportItem>& i
   return report;
 }
 
+// Commits files (fsync, rename into place) on a worker thread, in order, at most `limit` waiting.
+// A failed commit is rethrown by the next push() or by finish(); destroying the object without
+// finish() abandons the files still waiting (their temporaries are removed).
+class BackgroundCommits {
+ public:
+  explicit BackgroundCommits(std::size_t limit) : limit_(limit), worker_([this] { run(); }) {}
+  ~BackgroundCommits() {
+    {
+      const std::lock_guard lock(mutex_);
+      abandon_ = true;
+    }
+    changed_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+  BackgroundCommits(const BackgroundCommits&) = delete;
+  BackgroundCommits& operator=(const BackgroundCommits&) = delete;
+
+  void push(std::unique_ptr<detail::FileSink> file) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return queue_.size() < limit_ || error_; });
+    if (error_) std::rethrow_exception(error_);
+    queue_.push_back(std::move(file));
+    changed_.notify_all();
+  }
+
+  /// Waits until every file is committed; rethrows the first failure.
+  void finish() {
+    {
+      const std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    changed_.notify_all();
+    worker_.join();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return !queue_.empty() || done_ || abandon_; });
+      if (abandon_ || queue_.empty()) return;
+      std::unique_ptr<detail::FileSink> file = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      std::exception_ptr error;
+      try {
+        file->commit();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      file.reset();
+      lock.lock();
+      changed_.notify_all();
+      if (error) {
+        error_ = error;
+        return;
+      }
+    }
+  }
+
+  const std::size_t limit_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::unique_ptr<detail::FileSink>> queue_;
+  std::exception_ptr error_;
+  bool done_ = false;
+  bool abandon_ = false;
+  std::thread worker_;  // last: starts once everything above is constructed
+};
+
 ExportReport write_to(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
                       ByteSink& sink) {
   switch (options.format) {
@@ -816,12 +891,11 @@ ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& it
   const ModelFile model_file(model);
   ExportReport report;
   Progress progress{options, total_bytes(model, items, options)};
-  // Each file is committed (fsync, rename) a few files after it was written, so that the kernel
-  // writes it back while the next ones are produced instead of the export waiting for every file
-  // in turn (3.2 GB in 69 files: 3.4-4.4 s committing each at once). The folder still appears
-  // only when every file is on disk.
-  constexpr std::size_t kPendingFiles = 16;
-  std::deque<std::unique_ptr<detail::FileSink>> pending;
+  // Each file is committed (fsync, rename) on a second thread while the next ones are written:
+  // committing them in turn made the export wait for the disk once per file (3.2 GB in 69
+  // files: 4.6-4.8 s, against 2.2-2.5 s for cp + sync). The folder still appears only when
+  // every file is on disk.
+  BackgroundCommits commits(8);
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
     const auto file = folder.staging() / (item.key + ".npy");
@@ -829,16 +903,12 @@ ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& it
     auto sink = std::make_unique<detail::FileSink>(file);
     sink->write(npy_header(a));
     model_file.write(*sink, a.bytes());
-    pending.push_back(std::move(sink));
-    if (pending.size() > kPendingFiles) {
-      pending.front()->commit();
-      pending.pop_front();
-    }
+    commits.push(std::move(sink));
     ++report.arrays;
     report.bytes += a.bytes().size();
     progress.add(a.bytes().size());
   }
-  for (auto& sink : pending) sink->commit();
+  commits.finish();
   detail::FileSink manifest_file(folder.staging() / "manifest.json");
   manifest_file.write(dump(manifest(model, items, options)));
   manifest_file.commit();
