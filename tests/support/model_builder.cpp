@@ -1,5 +1,7 @@
 #include "model_builder.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -159,7 +161,9 @@ ModelBuilder conv_model() {
 }
 
 std::string write_temp_file(const std::string& name, const std::vector<std::byte>& bytes) {
-  const auto dir = std::filesystem::temp_directory_path() / "litelens-tests";
+  // One folder per process: ctest runs tests in parallel, each in its own process, and the same
+  // file name written by two of them at once would race.
+  const auto dir = std::filesystem::temp_directory_path() / ("litelens-tests-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto path = dir / name;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

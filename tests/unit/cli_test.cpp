@@ -1,6 +1,7 @@
 // The litelens command: exit codes, the one-line error, and the JSON contract of info/ops/tensors.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -17,7 +18,7 @@ struct CliRun {
 };
 
 CliRun run(const std::string& args) {
-  const std::string err_path = testing::TempDir() + "cli_test_stderr.txt";
+  const std::string err_path = testing::TempDir() + "cli_test_stderr_" + std::to_string(::getpid()) + ".txt";
   const std::string command = std::string(LITELENS_CLI_PATH) + " " + args + " 2>" + err_path;
   CliRun r;
   FILE* pipe = popen(command.c_str(), "r");
@@ -117,7 +118,7 @@ TEST(cli_test, layers_and_extract) {
   const CliRun none = run("layers --name no_such_layer " + conv_path());
   EXPECT_EQ(none.status, 1);
   EXPECT_NE(none.err.find("closest names: conv/output"), std::string::npos) << none.err;
-  const std::string out = testing::TempDir() + "cli_test_export.safetensors";
+  const std::string out = testing::TempDir() + "cli_test_export_" + std::to_string(::getpid()) + ".safetensors";
   const CliRun ex = run("extract " + conv_path() + " -o " + out);
   EXPECT_EQ(ex.status, 0) << ex.err;
   EXPECT_EQ(run("extract " + conv_path() + " -o " + out + " --layout caffe").status, 2);
