@@ -35,8 +35,6 @@ std::vector<std::int64_t> shape_of(const Tensor& t) {
   return {s.begin(), s.end()};
 }
 
-std::vector<std::byte> bytes_of(std::span<const std::byte> s) { return {s.begin(), s.end()}; }
-
 template <class T>
 std::span<T> typed(std::vector<std::byte>& storage) {
   return {reinterpret_cast<T*>(storage.data()), storage.size() / sizeof(T)};
@@ -318,38 +316,6 @@ Array decode(const Model& model, const Tensor& tensor, DecodeMode mode) {
   }
 }
 
-namespace {
-
-// Calls f(double) for elements [0, n) of a numeric array.
-template <class F>
-void visit_numbers(const Array& a, std::uint64_t n, F&& f) {
-  const std::byte* p = a.bytes().data();
-  const auto each = [&](auto tag) {
-    using T = decltype(tag);
-    for (std::uint64_t i = 0; i < n; ++i) {
-      T v;
-      std::memcpy(&v, p + i * sizeof(T), sizeof(T));
-      f(static_cast<double>(v));
-    }
-  };
-  switch (a.dtype()) {
-    case DType::float32: each(float{}); break;
-    case DType::float64: each(double{}); break;
-    case DType::int8: each(std::int8_t{}); break;
-    case DType::uint8:
-    case DType::bool_: each(std::uint8_t{}); break;
-    case DType::int16: each(std::int16_t{}); break;
-    case DType::uint16: each(std::uint16_t{}); break;
-    case DType::int32: each(std::int32_t{}); break;
-    case DType::uint32: each(std::uint32_t{}); break;
-    case DType::int64: each(std::int64_t{}); break;
-    case DType::uint64: each(std::uint64_t{}); break;
-    default: throw std::invalid_argument(fmt::format("statistics: {} values must be widened first", dtype_name(a.dtype())));
-  }
-}
-
-}  // namespace
-
 ArrayStats statistics(const Array& a) {
   read_ahead(a);
   ArrayStats s;
@@ -357,7 +323,7 @@ ArrayStats statistics(const Array& a) {
   std::uint64_t zeros = 0, finite = 0;
   double mean = 0, m2 = 0;  // Welford: stable for large arrays
   bool first = true;
-  visit_numbers(a, s.count, [&](double v) {
+  for_each_number(a, s.count, [&](double v) {
     if (std::isnan(v)) {
       ++s.nan_count;
       return;
@@ -382,7 +348,7 @@ ArrayStats statistics(const Array& a) {
 
 std::vector<double> first_values(const Array& a, std::size_t n) {
   std::vector<double> out;
-  visit_numbers(a, std::min<std::uint64_t>(n, a.size()), [&](double v) { out.push_back(v); });
+  for_each_number(a, std::min<std::uint64_t>(n, a.size()), [&](double v) { out.push_back(v); });
   return out;
 }
 

@@ -17,41 +17,24 @@ namespace litelens {
 namespace {
 
 std::vector<double> to_doubles(const Array& a) {
-  const std::uint64_t n = a.size();
-  std::vector<double> out(n);
-  const std::byte* p = a.bytes().data();
+  std::vector<double> out;
+  out.reserve(a.size());
   const auto widened = [&](void (*fn)(std::span<const std::byte>, std::span<float>)) {
-    std::vector<float> f(n);
+    std::vector<float> f(a.size());
     fn(a.bytes(), f);
-    for (std::uint64_t i = 0; i < n; ++i) out[i] = f[i];
+    out.assign(f.begin(), f.end());
   };
   switch (a.dtype()) {
-#define LITELENS_CASE(dt, T)                                         \
-  case dt:                                                           \
-    for (std::uint64_t i = 0; i < n; ++i) {                          \
-      T v;                                                           \
-      std::memcpy(&v, p + i * sizeof(T), sizeof(T));                 \
-      out[i] = static_cast<double>(v);                               \
-    }                                                                \
-    break;
-    LITELENS_CASE(DType::float32, float)
-    LITELENS_CASE(DType::float64, double)
-    LITELENS_CASE(DType::int8, std::int8_t)
-    LITELENS_CASE(DType::uint8, std::uint8_t)
-    LITELENS_CASE(DType::bool_, std::uint8_t)
-    LITELENS_CASE(DType::int16, std::int16_t)
-    LITELENS_CASE(DType::uint16, std::uint16_t)
-    LITELENS_CASE(DType::int32, std::int32_t)
-    LITELENS_CASE(DType::uint32, std::uint32_t)
-    LITELENS_CASE(DType::int64, std::int64_t)
-    LITELENS_CASE(DType::uint64, std::uint64_t)
-#undef LITELENS_CASE
     case DType::float16: widened(widen_float16); break;
     case DType::bfloat16: widened(widen_bfloat16); break;
     case DType::float8_e4m3fn: widened(widen_float8_e4m3fn); break;
     case DType::float8_e5m2: widened(widen_float8_e5m2); break;
     default:
-      throw std::invalid_argument(fmt::format("compare_values: {} values are not numeric", dtype_name(a.dtype())));
+      try {
+        for_each_number(a, a.size(), [&](double v) { out.push_back(v); });
+      } catch (const std::invalid_argument&) {
+        throw std::invalid_argument(fmt::format("compare_values: {} values are not numeric", dtype_name(a.dtype())));
+      }
   }
   return out;
 }

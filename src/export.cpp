@@ -27,15 +27,13 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "byte_sink.h"
 #include "litelens/error.h"
-#include "litelens/json.h"
+#include "json_writer.h"
 
 namespace litelens {
 
-using json = nlohmann::ordered_json;
 using detail::ByteSink;
 
 namespace {
@@ -109,60 +107,95 @@ std::uint64_t element_count(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
-json manifest_entry(const Model& model, const ExportItem& item, const ExportOptions& options, DType dtype,
-                    const std::vector<std::int64_t>& shape) {
+// One array's manifest entry, left open so that a JSON export can add its values.
+void begin_manifest_entry(detail::JsonWriter& w, const Model& model, const ExportItem& item,
+                          const ExportOptions& options, DType dtype, const std::vector<std::int64_t>& shape) {
   const Subgraph sg = model.subgraph(item.layer.subgraph);
   const Tensor stored = sg.tensor(item.param.stored_tensor);
   std::string layout = item.param.layout;
-  int axis = 0;
   const auto q = stored.quantization();
-  if (q) axis = q->quantized_dimension;
-  bool split_axis = false;
+  detail::QuantizationAxes axes{q ? q->quantized_dimension : 0, false};
   if (const auto c = layout_conversion(model, item.layer, item.param, options.layout)) {
     layout = c->label;
-    axis = converted_axis(*c, axis);
+    axes.quantized_dimension = converted_axis(*c, axes.quantized_dimension);
     // A reshape after the permutation (depthwise [1,H,W,C*M] -> keras [H,W,C,M]) splits the
     // quantized channel axis in two: the scales then run along axes (axis, axis + 1) flattened.
+    const int axis = axes.quantized_dimension;
     if (q && q->scale.size() > 1 && !c->shape.empty() && c->shape.size() == shape.size() &&
         axis + 1 < static_cast<int>(shape.size()) &&
         static_cast<std::uint64_t>(shape[axis]) * static_cast<std::uint64_t>(shape[axis + 1]) == q->scale.size())
-      split_axis = true;
+      axes.split = true;
   }
-  json quantization = to_json(q);
-  if (q) quantization["quantized_dimension"] = axis;  // where the axis lands in the exported layout
-  if (split_axis) quantization["quantized_dimensions"] = {axis, axis + 1};
-  return {{"subgraph", item.layer.subgraph},
-          {"layer", item.layer.index},
-          {"layer_key", item.layer.key()},
-          {"layer_name", item.layer.name},
-          {"op", item.layer.op},
-          {"role", item.param.role},
-          {"tensor", item.param.tensor},
-          {"stored_tensor", item.param.stored_tensor},
-          {"name", stored.name()},
-          {"via", item.param.via},
-          {"stored_dtype", dtype_name(stored.dtype())},
-          {"dtype", dtype_name(dtype)},
-          {"shape", shape},
-          {"layout", layout.empty() ? json(nullptr) : json(layout)},
-          {"values", options.mode == DecodeMode::dequantized ? "dequantized" : "stored"},
-          {"quantization", std::move(quantization)},
-          {"options", to_json(item.layer.options)}};
+  w.key(item.key);
+  w.begin_object();
+  w.key("subgraph");
+  w.value(item.layer.subgraph);
+  w.key("layer");
+  w.value(item.layer.index);
+  w.key("layer_key");
+  w.value(item.layer.key());
+  w.key("layer_name");
+  w.value(item.layer.name);
+  w.key("op");
+  w.value(item.layer.op);
+  w.key("role");
+  w.value(item.param.role);
+  w.key("tensor");
+  w.value(item.param.tensor);
+  w.key("stored_tensor");
+  w.value(item.param.stored_tensor);
+  w.key("name");
+  w.value(stored.name());
+  w.key("via");
+  w.value(item.param.via);
+  w.key("stored_dtype");
+  w.value(dtype_name(stored.dtype()));
+  w.key("dtype");
+  w.value(dtype_name(dtype));
+  w.key("shape");
+  w.value(shape);
+  w.key("layout");
+  if (layout.empty())
+    w.null();
+  else
+    w.value(layout);
+  w.key("values");
+  w.value(options.mode == DecodeMode::dequantized ? "dequantized" : "stored");
+  w.key("quantization");
+  detail::emit(w, q, axes);
+  w.key("options");
+  detail::emit(w, item.layer.options);
 }
 
-json manifest(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options) {
-  json arrays = json::object();
+// The manifest document, with `each(item)` called inside every entry before it closes.
+template <class Each>
+void write_manifest(detail::JsonWriter& w, const Model& model, const std::vector<ExportItem>& items,
+                    const ExportOptions& options, Each&& each) {
+  w.begin_object();
+  w.key("format");
+  w.value("litelens-export-1");
+  w.key("model");
+  w.value(model.label());
+  w.key("layout");
+  w.value(framework_name(options.layout));
+  w.key("arrays");
+  w.begin_object();
   for (const auto& item : items) {
     const auto [dtype, shape] = exported_signature(model, item, options);
-    arrays[item.key] = manifest_entry(model, item, options, dtype, shape);
+    begin_manifest_entry(w, model, item, options, dtype, shape);
+    each(item);
+    w.end_object();
   }
-  return {{"format", "litelens-export-1"},
-          {"model", model.label()},
-          {"layout", framework_name(options.layout)},
-          {"arrays", std::move(arrays)}};
+  w.end_object();
+  w.end_object();
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string manifest(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options) {
+  std::string text;
+  detail::JsonWriter w(text);
+  write_manifest(w, model, items, options, [](const ExportItem&) {});
+  return text;
+}
 
 // ---- progress -------------------------------------------------------------------------------
 
@@ -533,7 +566,7 @@ ExportReport write_npz(const Model& model, const std::vector<ExportItem>& items,
     report.bytes += a.bytes().size();
     progress.add(a.bytes().size());
   }
-  const std::string m = dump(manifest(model, items, options));
+  const std::string m = manifest(model, items, options);
   zip.add("manifest.json", {text_bytes(m)});
   zip.finish();
   return report;
@@ -564,8 +597,16 @@ std::string_view safetensors_dtype(DType t) {
 
 ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>& items,
                                const ExportOptions& options, ByteSink& sink) {
-  json header = json::object();
-  header["__metadata__"] = {{"format", "pt"}, {"manifest", dump(manifest(model, items, options))}};
+  std::string text;
+  detail::JsonWriter header(text);
+  header.begin_object();
+  header.key("__metadata__");
+  header.begin_object();
+  header.key("format");
+  header.value("pt");
+  header.key("manifest");
+  header.value(manifest(model, items, options));
+  header.end_object();
   std::uint64_t offset = 0;
   for (const auto& item : items) {
     const auto [dtype, shape] = exported_signature(model, item, options);
@@ -574,10 +615,19 @@ ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>
       throw Error(ErrorKind::output, model.label(),
                   fmt::format("{}: {} values cannot be written to safetensors", item.key, dtype_name(dtype)));
     const std::uint64_t size = element_count(shape) * (dtype_info(dtype).bits / 8);
-    header[item.key] = {{"dtype", name}, {"shape", shape}, {"data_offsets", {offset, offset + size}}};
+    header.key(item.key);
+    header.begin_object();
+    header.key("dtype");
+    header.value(name);
+    header.key("shape");
+    header.value(shape);
+    header.key("data_offsets");
+    header.value(std::vector<std::uint64_t>{offset, offset + size});
+    header.end_object();
     offset += size;
   }
-  std::string text = dump(header);
+  header.end_object();
+
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
   std::string prefix;
   put<std::uint64_t>(prefix, text.size());
@@ -600,67 +650,51 @@ ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>
 
 // ---- JSON and C header: values as text ----------------------------------------------------------
 
-template <class F>
-void for_each_number(const Array& a, F&& f) {
-  const auto* p = a.bytes().data();
-  const std::uint64_t n = a.size();
-  for (std::uint64_t i = 0; i < n; ++i) {
-    switch (a.dtype()) {
-#define LITELENS_CASE(dt, T)                       \
-  case dt: {                                       \
-    T v;                                           \
-    std::memcpy(&v, p + i * sizeof(T), sizeof(T)); \
-    f(v);                                          \
-    break;                                         \
-  }
-      LITELENS_CASE(DType::float32, float)
-      LITELENS_CASE(DType::float64, double)
-      LITELENS_CASE(DType::int8, std::int8_t)
-      LITELENS_CASE(DType::uint8, std::uint8_t)
-      LITELENS_CASE(DType::bool_, std::uint8_t)
-      LITELENS_CASE(DType::int16, std::int16_t)
-      LITELENS_CASE(DType::uint16, std::uint16_t)
-      LITELENS_CASE(DType::int32, std::int32_t)
-      LITELENS_CASE(DType::uint32, std::uint32_t)
-      LITELENS_CASE(DType::int64, std::int64_t)
-      LITELENS_CASE(DType::uint64, std::uint64_t)
-#undef LITELENS_CASE
-      default: throw std::invalid_argument("no text form for this dtype");
+// Nested lists, one level per dimension; a scalar is a bare number, an empty array [].
+void write_values(detail::JsonWriter& w, const Array& a) {
+  const auto& shape = a.shape();
+  std::vector<std::int64_t> index(shape.size(), 0);
+  std::size_t depth = 0;  // open lists
+  for_each_number(a, a.size(), [&](auto v) {
+    while (depth < shape.size()) {
+      w.begin_array();
+      ++depth;
     }
-  }
-}
-
-json nested_values(const Array& a) {
-  json flat = json::array();
-  for_each_number(a, [&](auto v) { flat.push_back(v); });
-  // Fold the flat list into nested lists, innermost dimension first.
-  json cur = std::move(flat);
-  for (std::size_t d = a.shape().size(); d-- > 1;) {
-    const auto len = static_cast<std::size_t>(a.shape()[d]);
-    json next = json::array();
-    for (std::size_t i = 0; i < cur.size(); i += len) {
-      json row = json::array();
-      for (std::size_t j = 0; j < len; ++j) row.push_back(std::move(cur[i + j]));
-      next.push_back(std::move(row));
+    w.value(v);
+    // Advance the multi-index, closing one list per dimension that wraps.
+    for (std::size_t d = shape.size(); d-- > 0;) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+      w.end_array();
+      --depth;
     }
-    cur = std::move(next);
+  });
+  // No elements: one empty list (the shape is in the entry; spelling out [[], [], ...] for a
+  // shape like [2147483647, 0] would write gigabytes).
+  if (a.size() == 0) {
+    w.begin_array();
+    w.end_array();
   }
-  if (a.shape().empty() && cur.size() == 1) return cur[0];
-  return cur;
 }
 
 ExportReport write_json(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
                         ByteSink& sink) {
-  json doc = manifest(model, items, options);
   ExportReport report;
-  for (const auto& item : items) {
+  std::string text;
+  detail::JsonWriter w(text, /*pretty=*/true);
+  write_manifest(w, model, items, options, [&](const ExportItem& item) {
     const Array a = exported_values(model, item, options);
-    doc["arrays"][item.key]["values"] = nested_values(a);
+    w.key("values");
+    write_values(w, a);
     ++report.arrays;
     report.bytes += a.bytes().size();
-  }
-  sink.write(doc.dump(1, ' ', false, json::error_handler_t::replace));
-  sink.write(std::string_view("\n"));
+    if (text.size() > (1u << 20)) {  // stream: memory stays at about one array's text
+      sink.write(text);
+      text.clear();
+    }
+  });
+  text += '\n';
+  sink.write(text);
   return report;
 }
 
@@ -744,7 +778,7 @@ ExportReport write_c_header(const Model& model, const std::vector<ExportItem>& i
     sink.write(text);
     std::string line;
     std::uint64_t i = 0;
-    for_each_number(a, [&](auto v) {
+    for_each_number(a, a.size(), [&](auto v) {
       if (i++ % 8 == 0) line += "\n  ";
       line += c_literal(v);
       line += ", ";
@@ -910,7 +944,7 @@ ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& it
   }
   commits.finish();
   detail::FileSink manifest_file(folder.staging() / "manifest.json");
-  manifest_file.write(dump(manifest(model, items, options)));
+  manifest_file.write(manifest(model, items, options));
   manifest_file.commit();
   folder.commit();
   return report;

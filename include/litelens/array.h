@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -82,6 +83,36 @@ struct ArrayStats {
   double min = 0, max = 0, mean = 0, std = 0;
   double zero_fraction = 0;  ///< fraction of elements equal to zero
 };
+
+/// Calls f(value) for elements [0, n) of a numeric array, each in its own C++ type (float,
+/// double, the integer types; bool as std::uint8_t). The bytes may be unaligned. Throws
+/// std::invalid_argument for dtypes without a C++ type (float16 and friends: widen first).
+template <class F>
+void for_each_number(const Array& a, std::uint64_t n, F&& f) {
+  const std::byte* p = a.bytes().data();
+  const auto each = [&](auto tag) {
+    using T = decltype(tag);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      T v;
+      std::memcpy(&v, p + i * sizeof(T), sizeof(T));
+      f(v);
+    }
+  };
+  switch (a.dtype()) {
+    case DType::float32: each(float{}); break;
+    case DType::float64: each(double{}); break;
+    case DType::int8: each(std::int8_t{}); break;
+    case DType::uint8:
+    case DType::bool_: each(std::uint8_t{}); break;
+    case DType::int16: each(std::int16_t{}); break;
+    case DType::uint16: each(std::uint16_t{}); break;
+    case DType::int32: each(std::int32_t{}); break;
+    case DType::uint32: each(std::uint32_t{}); break;
+    case DType::int64: each(std::int64_t{}); break;
+    case DType::uint64: each(std::uint64_t{}); break;
+    default: throw std::invalid_argument("this dtype has no numeric form; widen it first");
+  }
+}
 
 /// Statistics of a numeric array (float16 etc. must be widened first).
 ArrayStats statistics(const Array& a);
