@@ -39,6 +39,8 @@ struct WalkStats {
 /// Upper bound on what one decode in the walk may produce (bytes). Dense outputs of sparse
 /// tensors are not bounded by the file size, so larger ones are skipped, not decoded.
 inline constexpr std::uint64_t kMaxWalkDecodeBytes = std::uint64_t{16} << 20;
+/// At most this many values go into one fuzz_export run (all its formats and modes).
+inline constexpr std::uint64_t kMaxExportElements = std::uint64_t{1} << 16;
 
 /// Reads everything. Throws WalkViolation when an accessor breaks the open-time promise.
 WalkStats walk(const Model& model);

@@ -54,7 +54,8 @@ class JsonWriter {
     requires(!std::same_as<T, bool> && !std::same_as<T, char>)
   void value(T v) {
     separate();
-    fmt::format_to(std::back_inserter(out_), "{}", v);
+    char text[24];
+    out_.append(text, static_cast<std::size_t>(fmt::format_to(text, "{}", v) - text));
   }
   template <std::floating_point T>
   void value(T v) {
@@ -109,9 +110,11 @@ class JsonWriter {
       out_ += "null";
       return;
     }
-    const auto start = out_.size();
-    fmt::format_to(std::back_inserter(out_), "{}", v);
-    if (out_.find_first_of(".eE", start) == std::string::npos) out_ += ".0";
+    char text[40];  // the shortest round-trip form of a double is at most 24 characters
+    char* end = fmt::format_to(text, "{}", v);
+    out_.append(text, static_cast<std::size_t>(end - text));
+    if (std::string_view(text, static_cast<std::size_t>(end - text)).find_first_of(".eE") == std::string_view::npos)
+      out_ += ".0";
   }
 
   // Escapes quotes, backslashes and control characters; bytes that are not UTF-8 become U+FFFD,
