@@ -897,6 +897,23 @@ ExportReport write_to(const Model& model, const std::vector<ExportItem>& items, 
   throw std::invalid_argument("export: a folder of .npy files cannot be written to memory");
 }
 
+// Splits off the items whose stored values have no array form: a model with a string lookup
+// table still exports its weights, and the report says what was left out.
+std::pair<std::vector<ExportItem>, std::vector<std::pair<std::string, std::string>>> without_non_arrays(
+    const Model& model, const std::vector<ExportItem>& items) {
+  std::vector<ExportItem> kept;
+  std::vector<std::pair<std::string, std::string>> skipped;
+  kept.reserve(items.size());
+  for (const auto& item : items) {
+    const DType t = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor).dtype();
+    if (t == DType::string || t == DType::resource || t == DType::variant)
+      skipped.emplace_back(item.key, fmt::format("{} values have no array form", dtype_name(t)));
+    else
+      kept.push_back(item);
+  }
+  return {std::move(kept), std::move(skipped)};
+}
+
 }  // namespace
 
 ExportFormat export_format_from_name(std::string_view name) {
@@ -930,17 +947,20 @@ std::vector<ExportItem> export_items(const std::vector<Layer>& layers, bool keep
   return items;
 }
 
-ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& items, const std::filesystem::path& path,
-                           const ExportOptions& options) {
+ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& requested,
+                           const std::filesystem::path& path, const ExportOptions& options) {
+  auto [items, skipped] = without_non_arrays(model, requested);
   if (options.format != ExportFormat::npy_dir) {
     detail::FileSink sink(path);
-    const ExportReport report = write_to(model, items, options, sink);
+    ExportReport report = write_to(model, items, options, sink);
     sink.commit();
+    report.skipped = std::move(skipped);
     return report;
   }
   detail::StagedFolder folder(path);
   const ModelFile model_file(model);
   ExportReport report;
+  report.skipped = std::move(skipped);
   Progress progress{options, total_bytes(model, items, options)};
   // Each file is committed (fsync, rename) on a second thread while the next ones are written:
   // committing them in turn made the export wait for the disk once per file (3.2 GB in 69
@@ -967,8 +987,9 @@ ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& it
   return report;
 }
 
-std::vector<std::byte> export_to_memory(const Model& model, const std::vector<ExportItem>& items,
+std::vector<std::byte> export_to_memory(const Model& model, const std::vector<ExportItem>& requested,
                                         const ExportOptions& options) {
+  const auto items = without_non_arrays(model, requested).first;
   detail::MemorySink sink;
   write_to(model, items, options, sink);
   return sink.take();

@@ -60,10 +60,13 @@ std::vector<ExportItem> export_items(const std::vector<Layer>& layers, bool keep
 struct ExportReport {
   std::size_t arrays = 0;
   std::uint64_t bytes = 0;  ///< array payload bytes written
+  /// Parameters left out because their values have no array form (string, resource and
+  /// variant tensors): key and reason. They are not in the file or its manifest.
+  std::vector<std::pair<std::string, std::string>> skipped;
 };
 
-/// Writes `items` to `path` in options.format. Throws Error(ErrorKind::output) on failure,
-/// leaving nothing behind at `path`.
+/// Writes `items` to `path` in options.format, skipping (and reporting) those whose values have
+/// no array form. Throws Error(ErrorKind::output) on failure, leaving nothing behind at `path`.
 ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& items,
                            const std::filesystem::path& path, const ExportOptions& options);
 

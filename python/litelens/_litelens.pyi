@@ -858,6 +858,12 @@ class ExportReport:
     def bytes(self) -> int:
         """Bytes of array values written."""
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """
+        (key, reason) of each parameter left out because its values have no array form (string, resource and variant tensors).
+        """
+
     def __repr__(self) -> str: ...
 
 class AssociatedFileInfo:

@@ -1,7 +1,9 @@
 // Exports mirroring `litelens extract`: the same selection, formats, modes and layouts.
 #include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <string>
 
@@ -62,6 +64,9 @@ void init_export(nb::module_& m, ModelClass& model) {
   nb::class_<ExportReport>(m, "ExportReport", "What an export wrote.")
       .def_ro("arrays", &ExportReport::arrays, "Number of arrays written.")
       .def_ro("bytes", &ExportReport::bytes, "Bytes of array values written.")
+      .def_ro("skipped", &ExportReport::skipped,
+              "(key, reason) of each parameter left out because its values have no array form "
+              "(string, resource and variant tensors).")
       .def("__repr__", [](const ExportReport& r) {
         return "<litelens.ExportReport " + std::to_string(r.arrays) + " arrays, " + std::to_string(r.bytes) + " bytes>";
       });

@@ -1,7 +1,10 @@
 // Layers, parameter resolution, decoding, layouts and exports on models built in the test.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "litelens/decode.h"
@@ -235,6 +238,38 @@ TEST(layer_test, exports_npz_and_safetensors_with_a_manifest) {
   const std::string c(reinterpret_cast<const char*>(header_text.data()), header_text.size());
   EXPECT_NE(c.find("#define SG0_OP2_CONV_2D_FILTER_SIZE 108"), std::string::npos);
   EXPECT_NE(c.find("static const float sg0_op2_conv_2d_bias[4] LITELENS_ALIGNED(16) = {"), std::string::npos);
+}
+
+
+TEST(layer_test, string_constants_are_skipped_and_reported_not_fatal) {
+  ModelBuilder b = conv_model();
+  // A string table: count 2, offsets [16, 19, 22] from its start, then "abc" "def".
+  std::vector<std::uint8_t> strings = to_bytes(std::vector<std::int32_t>{2, 16, 19, 22});
+  for (char c : std::string("abcdef")) strings.push_back(static_cast<std::uint8_t>(c));
+  const int keys = b.add_constant(0, "table/keys", {2}, tflite::TensorType_STRING, strings);
+  const int found = b.add_tensor(0, "table/found", {2}, tflite::TensorType_INT32);
+  b.add_operator(0, b.add_opcode(tflite::BuiltinOperator_HASHTABLE_FIND), {0, keys}, {found});
+  const Model m = Model::from_bytes(b.finish());
+  const auto items = export_items(layers(m));
+  ASSERT_EQ(items.size(), 3u);
+
+  const auto dir = std::filesystem::path(::testing::TempDir()) / ("string-export-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"p.npz", "p.safetensors", "p.json", "p.h", "npy"}) {
+    ExportOptions options;
+    options.format = export_format_for_path(dir / name);
+    const ExportReport report = export_arrays(m, items, dir / name, options);
+    EXPECT_EQ(report.arrays, 2u) << name;
+    ASSERT_EQ(report.skipped.size(), 1u) << name;
+    EXPECT_EQ(report.skipped[0].first, "sg0.op1.HASHTABLE_FIND/input_1");
+    EXPECT_EQ(report.skipped[0].second, "string values have no array form");
+  }
+  ExportOptions options;
+  options.format = ExportFormat::json;
+  const auto text = export_to_memory(m, items, options);
+  const auto doc = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(text.data()), text.size()));
+  EXPECT_EQ(doc["arrays"].size(), 2u);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

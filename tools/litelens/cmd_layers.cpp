@@ -217,6 +217,8 @@ void run_extract(const ExtractArgs& args) {
     };
   const auto items = export_items(select(model, args.model, args.selection), args.all_ops);
   const ExportReport report = export_arrays(model, items, args.output, options);
+  for (const auto& [key, reason] : report.skipped)
+    fmt::print(stderr, "litelens: {}: skipped {}: {}\n", model.label(), key, reason);
   fmt::print("{}: wrote {} arrays ({} bytes of values) to {}\n", model.label(), report.arrays, report.bytes,
              args.output);
 }
