@@ -225,6 +225,9 @@ std::optional<LayoutConversion> layout_conversion(const Model& model, const Laye
   const Operator op = sg.op(layer.index);
   const auto rule = detail::layout_rule(op.opcode(), param.role, t.shape().size());
   if (!rule) return std::nullopt;
+  // A depthwise filter is [1,H,W,C*M]; any other leading extent has no keras or torch meaning
+  // (and would not survive the reshape below), so such a filter converts to nothing.
+  if (rule->depthwise && framework != Framework::tflite && t.shape()[0] != 1) return std::nullopt;
   LayoutConversion c;
   switch (framework) {
     case Framework::tflite:
@@ -254,6 +257,7 @@ std::optional<LayoutConversion> layout_conversion(const Model& model, const Laye
       const std::int64_t mult = (m && m->is_int() && m->as_int() > 0) ? m->as_int() : 1;
       channels = (cm % mult == 0) ? cm / mult : cm;
     }
+    if (channels <= 0) channels = 1;  // an empty filter (C*M = 0): [H,W,1,0]
     c.shape = {shape[1], shape[2], channels, cm / channels};
   }
   return c;

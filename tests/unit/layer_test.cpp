@@ -149,6 +149,38 @@ TEST(layer_test, converts_layouts_for_keras_and_torch) {
   EXPECT_EQ(layout_conversion(m, l, filter, Framework::torch)->label, "OIHW");
 }
 
+TEST(layer_test, depthwise_filters_of_unusual_shape_keep_their_layout) {
+  // Found by fuzz_layers: a depthwise filter whose leading extent is not 1 has no keras/torch
+  // form; one with C*M = 0 must not divide by zero.
+  for (const std::vector<std::int32_t>& shape : {std::vector<std::int32_t>{4, 3, 3, 3}, {1, 3, 3, 0}}) {
+    ModelBuilder b;
+    const int sg = b.add_subgraph();
+    b.add_tensor(sg, "input", {1, 4, 4, 0});
+    std::size_t n = 1;
+    for (auto d : shape) n *= static_cast<std::size_t>(d);
+    const int f = b.add_constant(sg, "dw/filter", shape, tflite::TensorType_FLOAT32,
+                                 to_bytes(std::vector<float>(n, 1.0f)));
+    b.add_tensor(sg, "dw/out", {1, 4, 4, shape[3]});
+    b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_DEPTHWISE_CONV_2D), {0, f, -1}, {2});
+    const Model m = Model::from_bytes(b.finish());
+    const Layer l = layer(m, 0, 0);
+    const Param& p = *l.param("filter");
+    if (p.is_runtime()) {  // no bytes: the filter reads as fed at run time, its layout still converts
+      EXPECT_EQ(layout_conversion(m, l, p, Framework::keras)->shape, (std::vector<std::int64_t>{3, 3, 1, 0}));
+      continue;
+    }
+    const Array stored = param_values(m, l, p, DecodeMode::stored);
+    for (Framework fw : {Framework::keras, Framework::torch}) {
+      const Array out = to_layout(m, l, p, stored, fw);
+      EXPECT_EQ(out.size(), stored.size());
+      if (shape[0] != 1) {
+        EXPECT_FALSE(layout_conversion(m, l, p, fw).has_value());
+        EXPECT_EQ(out.shape(), stored.shape());
+      }
+    }
+  }
+}
+
 TEST(layer_test, depthwise_keras_layout_splits_channels_and_multiplier) {
   ModelBuilder b;
   const int sg = b.add_subgraph();
