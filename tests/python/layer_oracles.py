@@ -1,6 +1,6 @@
 """Helpers for the layer tests (test_layers_*.py): the litelens CLI, independent NumPy
-decoders, a small .tflite writer, an independent reader (the PyPI `tflite` package) and the
-LiteRT interpreter.
+decoders, an independent reader (the PyPI `tflite` package), the LiteRT interpreter and the
+models built for the tests (with model_builder.py).
 
 Nothing here shares code with litelens. The NumPy decoders restate the format
 (../shared/design/tflite-format.md sections 3-5) directly:
@@ -29,14 +29,8 @@ import numpy as np
 import pytest
 
 from locations import HERE, REPO, CACHE, MODEL_DIR, FIXTURE_DIR, MODELS, CLI  # noqa: E402
-
-# Schema TensorType values (the tflite package lacks the newest two).
-FLOAT32, FLOAT16, INT32, UINT8, INT64, STRING, BOOL, INT16 = 0, 1, 2, 3, 4, 5, 6, 7
-INT8, FLOAT64, UINT64, UINT32, UINT16, INT4, BFLOAT16, INT2, UINT4 = 9, 10, 12, 15, 16, 17, 18, 19, 20
-
-NUMPY_OF_TYPE = {FLOAT32: np.float32, FLOAT16: np.float16, INT32: np.int32, UINT8: np.uint8, INT64: np.int64,
-                 BOOL: np.uint8, INT16: np.int16, INT8: np.int8, FLOAT64: np.float64, UINT64: np.uint64,
-                 UINT32: np.uint32, UINT16: np.uint16}
+from model_builder import (BFLOAT16, BOOL, FLOAT16, FLOAT32, INT2, INT4, NUMPY_OF_TYPE, UINT4,  # noqa: E402
+                           ModelBuilder, conv_options, pack_int2, pack_int4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,19 +124,6 @@ def unpack_int2(raw: bytes, n: int) -> np.ndarray:
     b = np.frombuffer(raw, dtype=np.uint8).astype(np.int16)
     pairs = np.stack([(b >> s) & 3 for s in (0, 2, 4, 6)], axis=1).reshape(-1)
     return ((pairs[:n] ^ 2) - 2).astype(np.int8)
-
-
-def pack_int4(vals) -> bytes:
-    v = (np.asarray(vals, dtype=np.int16) & 0xF).astype(np.uint8)
-    if v.size % 2:
-        v = np.append(v, 0)
-    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8).tobytes()
-
-
-def pack_int2(vals) -> bytes:
-    v = (np.asarray(vals, dtype=np.int16) & 3).astype(np.uint8)
-    v = np.append(v, np.zeros((-v.size) % 4, np.uint8)).reshape(-1, 4)
-    return (v[:, 0] | (v[:, 1] << 2) | (v[:, 2] << 4) | (v[:, 3] << 6)).astype(np.uint8).tobytes()
 
 
 def densify(shape, traversal_order, block_map, levels, values) -> np.ndarray:
@@ -417,227 +398,6 @@ def np_widened(t: dict) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# A small .tflite writer (the `tflite` package's builders over `flatbuffers`)
-
-
-class ModelBuilder:
-    """Builds a .tflite model. Tensors and operators are added to subgraph `sg` (created on
-    first use). quant: {"scale": [...], "zero_point": [...], "axis": n} or {"blockwise":
-    {"scales": t, "zero_points": t_or_-1, "block_size": n}}. sparsity: {"traversal_order",
-    "block_map", "levels": [{"format", "dense_size", "segments", "indices", "index_type":
-    "u8"|"u16"|"i32"}]}."""
-
-    def __init__(self):
-        self.buffers: list[bytes] = [b""]
-        self.opcodes: list[tuple] = []
-        self.subgraphs: list[dict] = []
-
-    def _sg(self, sg: int) -> dict:
-        while len(self.subgraphs) <= sg:
-            self.subgraphs.append({"tensors": [], "ops": [], "inputs": [], "outputs": [],
-                                   "name": f"sg{len(self.subgraphs)}"})
-        return self.subgraphs[sg]
-
-    def tensor(self, name, ttype, shape, data: bytes | None = None, quant=None, sparsity=None, sg: int = 0,
-               is_variable: bool = False) -> int:
-        bidx = 0
-        if data is not None:
-            self.buffers.append(bytes(data))
-            bidx = len(self.buffers) - 1
-        g = self._sg(sg)
-        g["tensors"].append({"name": name, "type": ttype, "shape": list(shape), "buffer": bidx, "quant": quant,
-                             "sparsity": sparsity, "is_variable": is_variable})
-        return len(g["tensors"]) - 1
-
-    def const(self, name, array: np.ndarray, ttype=None, sg: int = 0, **kw) -> int:
-        array = np.asarray(array)
-        if ttype is None:
-            ttype = {np.dtype(v): k for k, v in NUMPY_OF_TYPE.items() if k != BOOL}[array.dtype]
-        return self.tensor(name, ttype, array.shape, array.astype(array.dtype.newbyteorder("<")).tobytes(), sg=sg,
-                           **kw)
-
-    def op(self, op: str, inputs, outputs, options=None, custom_code: str | None = None, sg: int = 0) -> int:
-        """options: (BuiltinOptions type name, {field: value}) built with the tflite package."""
-        key = (op, custom_code)
-        if key not in self.opcodes:
-            self.opcodes.append(key)
-        g = self._sg(sg)
-        g["ops"].append({"opcode": self.opcodes.index(key), "inputs": list(inputs), "outputs": list(outputs),
-                         "options": options})
-        return len(g["ops"]) - 1
-
-    def io(self, inputs, outputs, sg: int = 0):
-        g = self._sg(sg)
-        g["inputs"], g["outputs"] = list(inputs), list(outputs)
-
-    def build(self) -> bytes:
-        import flatbuffers
-        import tflite
-        b = flatbuffers.Builder(1 << 16)
-
-        def ivec(vals, dtype=np.int32):
-            return b.CreateNumpyVector(np.asarray(vals, dtype=dtype))
-
-        def ovec(offs):
-            b.StartVector(4, len(offs), 4)
-            for o in reversed(offs):
-                b.PrependUOffsetTRelative(o)
-            return b.EndVector()
-
-        def index_vec(vals, kind):
-            cls, dt, code = {"u8": ("Uint8Vector", np.uint8, 3), "u16": ("Uint16Vector", np.uint16, 2),
-                             "i32": ("Int32Vector", np.int32, 1)}[kind]
-            v = ivec(vals, dt)
-            getattr(tflite, f"{cls}Start")(b)
-            getattr(tflite, f"{cls}AddValues")(b, v)
-            return code, getattr(tflite, f"{cls}End")(b)
-
-        def quant(q):
-            if "blockwise" in q:
-                bw = q["blockwise"]
-                b.ForceDefaults(True)
-                b.StartObject(3)
-                b.PrependInt32Slot(0, bw["scales"], 0)
-                b.PrependInt32Slot(1, bw["zero_points"], 0)
-                b.PrependInt32Slot(2, bw["block_size"], 0)
-                details = b.EndObject()
-                b.ForceDefaults(False)
-                tflite.QuantizationParametersStart(b)
-                tflite.QuantizationParametersAddDetailsType(b, 2)
-                tflite.QuantizationParametersAddDetails(b, details)
-                tflite.QuantizationParametersAddQuantizedDimension(b, q.get("axis", 0))
-                return tflite.QuantizationParametersEnd(b)
-            s, z = ivec(q["scale"], np.float32), ivec(q["zero_point"], np.int64)
-            tflite.QuantizationParametersStart(b)
-            tflite.QuantizationParametersAddScale(b, s)
-            tflite.QuantizationParametersAddZeroPoint(b, z)
-            tflite.QuantizationParametersAddQuantizedDimension(b, q.get("axis", 0))
-            return tflite.QuantizationParametersEnd(b)
-
-        def sparsity(sp):
-            dims = []
-            for lv in sp["levels"]:
-                seg = idx = None
-                if lv["format"] == 1:
-                    kind = lv.get("index_type", "i32")
-                    seg = index_vec(lv["segments"], kind)
-                    idx = index_vec(lv["indices"], kind)
-                tflite.DimensionMetadataStart(b)
-                tflite.DimensionMetadataAddFormat(b, lv["format"])
-                tflite.DimensionMetadataAddDenseSize(b, lv.get("dense_size", 0))
-                if seg:
-                    tflite.DimensionMetadataAddArraySegmentsType(b, seg[0])
-                    tflite.DimensionMetadataAddArraySegments(b, seg[1])
-                    tflite.DimensionMetadataAddArrayIndicesType(b, idx[0])
-                    tflite.DimensionMetadataAddArrayIndices(b, idx[1])
-                dims.append(tflite.DimensionMetadataEnd(b))
-            to = ivec(sp["traversal_order"])
-            bm = ivec(sp["block_map"]) if sp.get("block_map") else None
-            dv = ovec(dims)
-            tflite.SparsityParametersStart(b)
-            tflite.SparsityParametersAddTraversalOrder(b, to)
-            if bm is not None:
-                tflite.SparsityParametersAddBlockMap(b, bm)
-            tflite.SparsityParametersAddDimMetadata(b, dv)
-            return tflite.SparsityParametersEnd(b)
-
-        def tensor(t):
-            name = b.CreateString(t["name"]) if t["name"] is not None else None
-            shape = ivec(t["shape"])
-            q = quant(t["quant"]) if t["quant"] else None
-            sp = sparsity(t["sparsity"]) if t["sparsity"] else None
-            tflite.TensorStart(b)
-            tflite.TensorAddShape(b, shape)
-            tflite.TensorAddType(b, t["type"])
-            tflite.TensorAddBuffer(b, t["buffer"])
-            if name is not None:
-                tflite.TensorAddName(b, name)
-            if q is not None:
-                tflite.TensorAddQuantization(b, q)
-            if sp is not None:
-                tflite.TensorAddSparsity(b, sp)
-            if t["is_variable"]:
-                tflite.TensorAddIsVariable(b, True)
-            return tflite.TensorEnd(b)
-
-        def options(opt):
-            kind, fields = opt
-            getattr(tflite, f"{kind}Start")(b)
-            for k, v in fields.items():
-                getattr(tflite, f"{kind}Add{k}")(b, v)
-            return getattr(tflite.BuiltinOptions, kind), getattr(tflite, f"{kind}End")(b)
-
-        def operator(o):
-            ins, outs = ivec(o["inputs"]), ivec(o["outputs"])
-            opt = options(o["options"]) if o["options"] else None
-            tflite.OperatorStart(b)
-            tflite.OperatorAddOpcodeIndex(b, o["opcode"])
-            tflite.OperatorAddInputs(b, ins)
-            tflite.OperatorAddOutputs(b, outs)
-            if opt:
-                tflite.OperatorAddBuiltinOptionsType(b, opt[0])
-                tflite.OperatorAddBuiltinOptions(b, opt[1])
-            return tflite.OperatorEnd(b)
-
-        sgs = []
-        for g in self.subgraphs:
-            tv = ovec([tensor(t) for t in g["tensors"]])
-            ov = ovec([operator(o) for o in g["ops"]])
-            iv, outv = ivec(g["inputs"]), ivec(g["outputs"])
-            name = b.CreateString(g["name"])
-            tflite.SubGraphStart(b)
-            tflite.SubGraphAddTensors(b, tv)
-            tflite.SubGraphAddInputs(b, iv)
-            tflite.SubGraphAddOutputs(b, outv)
-            tflite.SubGraphAddOperators(b, ov)
-            tflite.SubGraphAddName(b, name)
-            sgs.append(tflite.SubGraphEnd(b))
-        sgv = ovec(sgs)
-
-        codes = []
-        for op, custom in self.opcodes:
-            code = getattr(tflite.BuiltinOperator, op)
-            cs = b.CreateString(custom) if custom else None
-            tflite.OperatorCodeStart(b)
-            tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-            tflite.OperatorCodeAddBuiltinCode(b, code)
-            tflite.OperatorCodeAddVersion(b, 1)
-            if cs is not None:
-                tflite.OperatorCodeAddCustomCode(b, cs)
-            codes.append(tflite.OperatorCodeEnd(b))
-        cv = ovec(codes)
-
-        bufs = []
-        for data in self.buffers:
-            dv = None
-            if data:
-                b.StartVector(1, len(data), 16)
-                b.head = b.head - len(data)
-                b.Bytes[b.head:b.head + len(data)] = data
-                dv = b.EndVector()
-            tflite.BufferStart(b)
-            if dv is not None:
-                tflite.BufferAddData(b, dv)
-            bufs.append(tflite.BufferEnd(b))
-        bv = ovec(bufs)
-        desc = b.CreateString("litelens layer test")
-        tflite.ModelStart(b)
-        tflite.ModelAddVersion(b, 3)
-        tflite.ModelAddOperatorCodes(b, cv)
-        tflite.ModelAddSubgraphs(b, sgv)
-        tflite.ModelAddDescription(b, desc)
-        tflite.ModelAddBuffers(b, bv)
-        b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
-
-
-def conv_options(stride: int = 1, padding: int = 0, **extra) -> tuple:
-    fields = {"Padding": padding, "StrideW": stride, "StrideH": stride}
-    fields.update(extra)
-    return ("Conv2DOptions", fields)
-
-
-# ---------------------------------------------------------------------------------------------
 # The LiteRT interpreter
 
 
@@ -816,7 +576,8 @@ def build_export_model() -> bytes:
     y = mb.tensor("second/dense", FLOAT32, [1, 2], sg=1)
     mb.op("FULLY_CONNECTED", [x1, w1, -1], [y], options=("FullyConnectedOptions", {}), sg=1)
     mb.io([x1], [y], sg=1)
-    mb.subgraphs[0]["name"], mb.subgraphs[1]["name"] = "main", "second"
+    mb.name_subgraph(0, "main")
+    mb.name_subgraph(1, "second")
     return mb.build()
 
 

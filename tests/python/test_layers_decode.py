@@ -15,8 +15,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import layer_oracles as lo  # noqa: E402
-from layer_oracles import (BFLOAT16, FLOAT16, FLOAT32, INT2, INT4, INT8, INT16, INT32, INT64,  # noqa: E402
-                           UINT4, UINT8)
+from model_builder import (BFLOAT16, FLOAT16, FLOAT32, INT2, INT4, INT8, INT16, INT32, INT64,  # noqa: E402
+                           UINT4, UINT8, ModelBuilder, conv_options, pack_int2, pack_int4)
 
 # ---------------------------------------------------------------------------------------------
 # The NumPy decoders on the digest's worked examples (so the oracle itself can be wrong only in
@@ -28,8 +28,8 @@ def test_oracle_unpack_examples():
     assert lo.unpack_int2(bytes([0x84]), 4).tolist() == [0, 1, 0, -2]
     assert lo.unpack_int4(bytes([0xF8]), 2).tolist() == [-8, -1]
     assert lo.unpack_uint4(bytes([0xF8, 0x01]), 3).tolist() == [8, 15, 1]
-    assert lo.pack_int4([2, 1, 4, 3]) == bytes([0x12, 0x34])
-    assert lo.pack_int2([0, 1, 0, -2]) == bytes([0x84])
+    assert pack_int4([2, 1, 4, 3]) == bytes([0x12, 0x34])
+    assert pack_int2([0, 1, 0, -2]) == bytes([0x84])
 
 
 def test_oracle_densify_example():
@@ -118,16 +118,16 @@ def _cases():
     bf = _bf16_bits(21)
     c["bf16"] = dict(type=BFLOAT16, shape=[3, 7], raw=bf.tobytes(), source=None)
     v = RNG.integers(-8, 8, 9).astype(np.int8)
-    c["int4_tensor"] = dict(type=INT4, shape=[3, 3], raw=lo.pack_int4(v), source=v.reshape(3, 3),
+    c["int4_tensor"] = dict(type=INT4, shape=[3, 3], raw=pack_int4(v), source=v.reshape(3, 3),
                             quant={"scale": [0.25], "zero_point": [0]})
     v = RNG.integers(-8, 8, 4 * 7).astype(np.int8)
-    c["int4_channel"] = dict(type=INT4, shape=[4, 7], raw=lo.pack_int4(v), source=v.reshape(4, 7),
+    c["int4_channel"] = dict(type=INT4, shape=[4, 7], raw=pack_int4(v), source=v.reshape(4, 7),
                              quant={"scale": [0.5, 0.125, 1.5, 3.0e-3], "zero_point": [0, 0, 0, 0], "axis": 0})
     v = RNG.integers(0, 16, 11).astype(np.uint8)
-    c["uint4_tensor"] = dict(type=UINT4, shape=[11], raw=lo.pack_int4(v.astype(np.int16)), source=v,
+    c["uint4_tensor"] = dict(type=UINT4, shape=[11], raw=pack_int4(v.astype(np.int16)), source=v,
                              quant={"scale": [0.1], "zero_point": [8]})
     v = RNG.integers(-2, 2, 2 * 5).astype(np.int8)
-    c["int2_channel"] = dict(type=INT2, shape=[2, 5], raw=lo.pack_int2(v), source=v.reshape(2, 5),
+    c["int2_channel"] = dict(type=INT2, shape=[2, 5], raw=pack_int2(v), source=v.reshape(2, 5),
                              quant={"scale": [0.5, 1.0, 2.0, 0.25, 0.75], "zero_point": [0] * 5, "axis": 1})
     v = RNG.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8)
     c["int8_axis3"] = dict(type=INT8, shape=[1, 3, 3, 6], raw=v.tobytes(), source=v,
@@ -164,7 +164,7 @@ def _cases():
                               source=np.array([[1, 0, 2, 3], [0, 4, 0, 0], [0, 0, 5, 0], [0, 0, 0, 6]], np.float32))
     # Blockwise: weights [rows, cols], scales a FLOAT16 tensor [rows, cols / block] (its own constant).
     v = RNG.integers(-8, 8, 4 * 8).astype(np.int8)
-    c["blockwise_int4"] = dict(type=INT4, shape=[4, 8], raw=lo.pack_int4(v), source=v.reshape(4, 8),
+    c["blockwise_int4"] = dict(type=INT4, shape=[4, 8], raw=pack_int4(v), source=v.reshape(4, 8),
                                blockwise=dict(block_size=4, scales=RNG.uniform(0.01, 1, (4, 2)).astype(np.float16),
                                               zero_points=None))
     v = RNG.integers(-128, 128, 3 * 6).astype(np.int8)
@@ -185,7 +185,7 @@ CASES = _cases()
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """The zoo model: case i is input 1 of operator i (an ADD). Returns (path, {case: op index})."""
-    mb = lo.ModelBuilder()
+    mb = ModelBuilder()
     x = mb.tensor("x", FLOAT32, [1])
     ops = {}
     for name, case in CASES.items():
@@ -344,7 +344,7 @@ LITERT_DENSIFY = ["sparse_csr_f32", "sparse_block_int8", "sparse_3d_f16", "spars
 
 @pytest.fixture(scope="module")
 def conversion_model(tmp_path_factory):
-    mb = lo.ModelBuilder()
+    mb = ModelBuilder()
     outs = {}
     for name in LITERT_DEQUANTIZE + LITERT_DEQUANTIZE_ROUNDED + LITERT_DENSIFY:
         case = CASES[name]
@@ -409,7 +409,7 @@ def test_against_litert_within_rounding(conversion_model, tmp_path, case):
 
 @pytest.fixture(scope="module")
 def chain_model(tmp_path_factory):
-    mb = lo.ModelBuilder()
+    mb = ModelBuilder()
     x = mb.tensor("image", FLOAT32, [1, 4, 4, 4])
     sp = {"traversal_order": [0, 1, 2, 3], "block_map": [],
           "levels": [{"format": 0, "dense_size": 3}, {"format": 0, "dense_size": 1}, {"format": 0, "dense_size": 1},
@@ -428,7 +428,7 @@ def chain_model(tmp_path_factory):
     mb.op("DENSIFY", [w16], [w_dense16])
     mb.op("DEQUANTIZE", [w_dense16], [w])
     mb.op("DEQUANTIZE", [b16], [b])
-    mb.op("CONV_2D", [x, w, b], [y], options=lo.conv_options())
+    mb.op("CONV_2D", [x, w, b], [y], options=conv_options())
     mb.op("RESHAPE", [y, shape], [fc_in])
     mb.op("FULLY_CONNECTED", [fc_in, fc_w, -1], [fc_out], options=("FullyConnectedOptions", {}))
     mb.io([x, fc_w], [fc_out])

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import layer_oracles as lo  # noqa: E402
-from layer_oracles import BFLOAT16, BOOL, FLOAT16, INT2, INT4, UINT4  # noqa: E402
+from model_builder import BFLOAT16, BOOL, COMPLEX64, FLOAT16, FLOAT32, STRING, ModelBuilder  # noqa: E402
 
 MANIFEST_FIELDS = {"subgraph", "layer", "op", "role", "tensor", "stored_tensor", "name", "stored_dtype", "dtype",
                    "shape", "layout", "quantization", "options"}
@@ -346,28 +346,48 @@ def test_failed_export_leaves_nothing(model, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_export_keeps_previous_file(tmp_path):
-    """A parameter with no numeric values (a STRING constant) makes the export fail; an existing
-    output file is left as it was and no temporary file remains."""
-    mb = lo.ModelBuilder()
-    x = mb.tensor("x", lo.FLOAT32, [1])
+def test_string_parameters_are_skipped_and_reported(tmp_path):
+    """A STRING constant has no array form: it is left out, named on stderr, and the other
+    parameters are exported."""
+    mb = ModelBuilder()
+    x = mb.tensor("x", FLOAT32, [1])
     w = mb.const("w", np.array([1, 2], np.float32))
-    s = mb.tensor("s", lo.STRING, [1], np.array([1, 12, 13], np.int32).tobytes() + b"a")
-    mb.op("ADD", [x, w], [mb.tensor("y", lo.FLOAT32, [2])])
-    mb.op("ADD", [x, s], [mb.tensor("z", lo.FLOAT32, [1])])
+    s = mb.tensor("s", STRING, [1], np.array([1, 12, 13], np.int32).tobytes() + b"a")
+    mb.op("ADD", [x, w], [mb.tensor("y", FLOAT32, [2])])
+    mb.op("ADD", [x, s], [mb.tensor("z", FLOAT32, [1])])
     mb.io([x], [])
     path = tmp_path / "s.tflite"
     path.write_bytes(mb.build())
     out = tmp_path / "out.npz"
+    p = lo.cli("extract", path, "-o", out)
+    assert p.stderr.strip() == f"litelens: {path}: skipped sg0.op1.ADD/input_1: string values have no array form"
+    arrays, manifest = lo.read_npz(out)
+    assert sorted(arrays) == ["sg0.op0.ADD/input_1"]
+    assert sorted(manifest["arrays"]) == ["sg0.op0.ADD/input_1"]
+    lo.assert_bits_equal(arrays["sg0.op0.ADD/input_1"], np.array([1, 2], np.float32), "w")
+
+
+def test_failed_export_keeps_previous_file(tmp_path):
+    """A value the format cannot hold (complex64 in safetensors) fails the export; an existing
+    output file is left as it was and no temporary file remains."""
+    mb = ModelBuilder()
+    x = mb.tensor("x", FLOAT32, [2])
+    c = mb.tensor("c", COMPLEX64, [2], np.array([1 + 2j, 3 - 4j], np.complex64).tobytes())
+    mb.op("ADD", [x, c], [mb.tensor("y", FLOAT32, [2])])
+    mb.io([x], [])
+    path = tmp_path / "c.tflite"
+    path.write_bytes(mb.build())
+    out = tmp_path / "out.safetensors"
     out.write_bytes(b"previous")
     p = lo.cli("extract", path, "-o", out, ok=False)
-    assert p.returncode != 0, "exporting a STRING parameter should fail"
+    assert p.returncode == 1, "complex64 values have no safetensors dtype"
+    assert "complex64" in p.stderr and str(path) in p.stderr
     assert out.read_bytes() == b"previous"
-    assert sorted(os.listdir(tmp_path)) == ["out.npz", "s.tflite"]
-    # Without the string parameter it works.
-    lo.cli("extract", path, "--index", 0, "-o", out)
-    arrays, _ = lo.read_npz(out)
-    lo.assert_bits_equal(arrays["sg0.op0.ADD/input_1"], np.array([1, 2], np.float32), "w")
+    assert sorted(os.listdir(tmp_path)) == ["c.tflite", "out.safetensors"]
+    # npz holds complex64: the same parameter exports there.
+    lo.cli("extract", path, "-o", tmp_path / "out.npz")
+    arrays, _ = lo.read_npz(tmp_path / "out.npz")
+    np.testing.assert_array_equal(arrays["sg0.op0.ADD/input_1"], np.array([1 + 2j, 3 - 4j], np.complex64))
 
 
 def test_unknown_format_and_layout_are_usage_errors(model, tmp_path):

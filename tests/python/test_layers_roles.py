@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import layer_oracles as lo  # noqa: E402
+from model_builder import FLOAT32, ModelBuilder  # noqa: E402
 
 # tflite-format.md 8.8: the 24 LSTM inputs.
 LSTM = ["input",
@@ -56,7 +57,7 @@ ABSENT = {"LSTM": [1, 5, 9, 10, 11, 12, 16, 17, 20, 21, 22, 23], "UNIDIRECTIONAL
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    mb = lo.ModelBuilder()
+    mb = ModelBuilder()
     ops = []
     for case, (op, roles, options) in enumerate(CASES):
         for variant in ("all", "absent"):
@@ -71,10 +72,10 @@ def model(tmp_path_factory):
                 # runtime tensor, as activations are).
                 name = f"c{case}{variant[0]}/{role}"
                 if pos == 0 and op not in ("TRANSPOSE_CONV", "CONV_3D_TRANSPOSE"):
-                    inputs.append(mb.tensor(name, lo.FLOAT32, [1, 2]))
+                    inputs.append(mb.tensor(name, FLOAT32, [1, 2]))
                 else:
                     inputs.append(mb.const(name, np.array([pos, case], np.float32)))
-            out = mb.tensor(f"c{case}{variant[0]}/out", lo.FLOAT32, [1])
+            out = mb.tensor(f"c{case}{variant[0]}/out", FLOAT32, [1])
             idx = mb.op(op, inputs, [out], options=options)
             ops.append((idx, op, roles, variant, inputs))
     mb.io([], [])

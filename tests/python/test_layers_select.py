@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import layer_oracles as lo  # noqa: E402
+from model_builder import FLOAT32, ModelBuilder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -148,12 +149,12 @@ def test_layers_text(model):
 def test_unsupported_dequantization_is_reported_not_fatal(tmp_path):
     """A 3-D blockwise tensor cannot be dequantized: `layers` shows its stored values and says
     why; `extract --dequantize` fails cleanly (exit 1, nothing written); plain `extract` works."""
-    mb = lo.ModelBuilder()
-    x = mb.tensor("x", lo.FLOAT32, [1])
+    mb = ModelBuilder()
+    x = mb.tensor("x", FLOAT32, [1])
     s = mb.const("scales", np.ones((2, 3, 1), np.float16))
     w = mb.const("w3d", np.arange(6, dtype=np.int8).reshape(2, 3, 1),
                  quant={"blockwise": {"scales": s, "zero_points": -1, "block_size": 1}})
-    mb.op("ADD", [x, w], [mb.tensor("y", lo.FLOAT32, [2, 3, 1])])
+    mb.op("ADD", [x, w], [mb.tensor("y", FLOAT32, [2, 3, 1])])
     mb.io([x], [])
     path = tmp_path / "bw3.tflite"
     path.write_bytes(mb.build())

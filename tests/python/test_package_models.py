@@ -1,7 +1,7 @@
 """The litelens Python package on small hand-built models whose every value is known.
 
 The real MediaPipe models are all float32/float16, so this file builds what they lack, with
-the PyPI ``tflite`` package's FlatBuffers builders (no litelens code involved):
+model_builder.py (the PyPI ``tflite`` package's FlatBuffers builders, no litelens code involved):
 
 * a runnable chain of convolutions covering every way conv2d_params() must answer
   (fp16 behind DEQUANTIZE, sparse behind DENSIFY, sparse fp16 behind DENSIFY+DEQUANTIZE,
@@ -23,189 +23,8 @@ import numpy as np
 import pytest
 
 import litelens
-
-# --------------------------------------------------------------------------- model builder
-
-
-class ModelBuilder:
-    """A minimal .tflite writer for tests: one subgraph, tensors, ops, buffers."""
-
-    def __init__(self):
-        self.buffers: list[bytes] = [b""]
-        self.tensors: list[dict] = []
-        self.ops: list[dict] = []
-        self.opcodes: list[tuple] = []
-        self.inputs: list[int] = []
-        self.outputs: list[int] = []
-
-    def tensor(self, name, ttype, shape, data: bytes | None = None, quant=None, sparsity=None) -> int:
-        buf = 0
-        if data is not None:
-            self.buffers.append(bytes(data))
-            buf = len(self.buffers) - 1
-        self.tensors.append(dict(name=name, type=ttype, shape=list(shape), buffer=buf, quant=quant,
-                                 sparsity=sparsity))
-        return len(self.tensors) - 1
-
-    def op(self, code, inputs, outputs, options=None, custom=None) -> int:
-        key = (code, custom)
-        if key not in self.opcodes:
-            self.opcodes.append(key)
-        self.ops.append(dict(opcode=self.opcodes.index(key), inputs=list(inputs), outputs=list(outputs),
-                             options=options, custom=custom))
-        return len(self.ops) - 1
-
-    def build(self) -> bytes:
-        import flatbuffers
-        import tflite
-
-        b = flatbuffers.Builder(1 << 16)
-
-        def ivec(vals, dtype=np.int32):
-            return b.CreateNumpyVector(np.asarray(vals, dtype=dtype))
-
-        def ovec(offs):
-            b.StartVector(4, len(offs), 4)
-            for o in reversed(offs):
-                b.PrependUOffsetTRelative(o)
-            return b.EndVector()
-
-        def quant(q):
-            s, z = ivec(q["scale"], np.float32), ivec(q["zero_point"], np.int64)
-            tflite.QuantizationParametersStart(b)
-            tflite.QuantizationParametersAddScale(b, s)
-            tflite.QuantizationParametersAddZeroPoint(b, z)
-            tflite.QuantizationParametersAddQuantizedDimension(b, q.get("axis", 0))
-            return tflite.QuantizationParametersEnd(b)
-
-        def int32vec(vals):
-            v = ivec(vals, np.int32)
-            tflite.Int32VectorStart(b)
-            tflite.Int32VectorAddValues(b, v)
-            return tflite.Int32VectorEnd(b)
-
-        def sparsity(sp):
-            dims = []
-            for d in sp["dims"]:
-                if d[0] == "dense":
-                    tflite.DimensionMetadataStart(b)
-                    tflite.DimensionMetadataAddFormat(b, tflite.DimensionType.DENSE)
-                    tflite.DimensionMetadataAddDenseSize(b, d[1])
-                else:
-                    seg, idx = int32vec(d[1]), int32vec(d[2])
-                    tflite.DimensionMetadataStart(b)
-                    tflite.DimensionMetadataAddFormat(b, tflite.DimensionType.SPARSE_CSR)
-                    tflite.DimensionMetadataAddArraySegmentsType(b, tflite.SparseIndexVector.Int32Vector)
-                    tflite.DimensionMetadataAddArraySegments(b, seg)
-                    tflite.DimensionMetadataAddArrayIndicesType(b, tflite.SparseIndexVector.Int32Vector)
-                    tflite.DimensionMetadataAddArrayIndices(b, idx)
-                dims.append(tflite.DimensionMetadataEnd(b))
-            to, bm, dv = ivec(sp["traversal_order"]), ivec(sp.get("block_map", [])), ovec(dims)
-            tflite.SparsityParametersStart(b)
-            tflite.SparsityParametersAddTraversalOrder(b, to)
-            tflite.SparsityParametersAddBlockMap(b, bm)
-            tflite.SparsityParametersAddDimMetadata(b, dv)
-            return tflite.SparsityParametersEnd(b)
-
-        def options(kind, fields):
-            start = getattr(tflite, f"{kind}Start")
-            start(b)
-            for field, value in fields.items():
-                getattr(tflite, f"{kind}Add{field}")(b, value)
-            return getattr(tflite, f"{kind}End")(b)
-
-        tensors = []
-        for t in self.tensors:
-            name, shape = b.CreateString(t["name"]), ivec(t["shape"])
-            q = quant(t["quant"]) if t["quant"] else None
-            sp = sparsity(t["sparsity"]) if t["sparsity"] else None
-            tflite.TensorStart(b)
-            tflite.TensorAddShape(b, shape)
-            tflite.TensorAddType(b, t["type"])
-            tflite.TensorAddBuffer(b, t["buffer"])
-            tflite.TensorAddName(b, name)
-            if q is not None:
-                tflite.TensorAddQuantization(b, q)
-            if sp is not None:
-                tflite.TensorAddSparsity(b, sp)
-            tensors.append(tflite.TensorEnd(b))
-
-        ops = []
-        for o in self.ops:
-            ins, outs = ivec(o["inputs"]), ivec(o["outputs"])
-            opt = options(*o["options"]) if o["options"] else None
-            cust = b.CreateNumpyVector(np.frombuffer(o["custom"][1], np.uint8)) if o["custom"] else None
-            tflite.OperatorStart(b)
-            tflite.OperatorAddOpcodeIndex(b, o["opcode"])
-            tflite.OperatorAddInputs(b, ins)
-            tflite.OperatorAddOutputs(b, outs)
-            if opt is not None:
-                tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, o["options"][0]))
-                tflite.OperatorAddBuiltinOptions(b, opt)
-            if cust is not None:
-                tflite.OperatorAddCustomOptions(b, cust)
-            ops.append(tflite.OperatorEnd(b))
-
-        tv, ov, iv, outv = ovec(tensors), ovec(ops), ivec(self.inputs), ivec(self.outputs)
-        sg_name = b.CreateString("main")
-        tflite.SubGraphStart(b)
-        tflite.SubGraphAddTensors(b, tv)
-        tflite.SubGraphAddInputs(b, iv)
-        tflite.SubGraphAddOutputs(b, outv)
-        tflite.SubGraphAddOperators(b, ov)
-        tflite.SubGraphAddName(b, sg_name)
-        sg = tflite.SubGraphEnd(b)
-
-        codes = []
-        for code, custom in self.opcodes:
-            cs = b.CreateString(custom[0]) if custom else None
-            tflite.OperatorCodeStart(b)
-            tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-            tflite.OperatorCodeAddBuiltinCode(b, code)
-            if cs is not None:
-                tflite.OperatorCodeAddCustomCode(b, cs)
-            tflite.OperatorCodeAddVersion(b, 1)
-            codes.append(tflite.OperatorCodeEnd(b))
-
-        bufs = []
-        for data in self.buffers:
-            dv = None
-            if data:
-                b.StartVector(1, len(data), 16)  # 16-byte aligned, like the converter
-                b.head = b.head - len(data)
-                b.Bytes[b.head:b.head + len(data)] = data
-                dv = b.EndVector()
-            tflite.BufferStart(b)
-            if dv is not None:
-                tflite.BufferAddData(b, dv)
-            bufs.append(tflite.BufferEnd(b))
-
-        cv, sgv, bv = ovec(codes), ovec([sg]), ovec(bufs)
-        desc = b.CreateString("litelens package test model")
-        tflite.ModelStart(b)
-        tflite.ModelAddVersion(b, 3)
-        tflite.ModelAddOperatorCodes(b, cv)
-        tflite.ModelAddSubgraphs(b, sgv)
-        tflite.ModelAddDescription(b, desc)
-        tflite.ModelAddBuffers(b, bv)
-        m = tflite.ModelEnd(b)
-        b.Finish(m, file_identifier=b"TFL3")
-        return bytes(b.Output())
-
-
-def csr_last_axis(dense: np.ndarray):
-    """Sparsity spec and stored values for `dense` with every axis DENSE but the last (CSR)."""
-    rows = dense.reshape(-1, dense.shape[-1])
-    segments, indices, values = [0], [], []
-    for row in rows:
-        nz = np.nonzero(row)[0]
-        indices += [int(i) for i in nz]
-        values += [row[i] for i in nz]
-        segments.append(len(indices))
-    dims = [("dense", int(d)) for d in dense.shape[:-1]] + [("csr", segments, indices)]
-    spec = dict(traversal_order=list(range(dense.ndim)), dims=dims)
-    return spec, np.asarray(values, dtype=dense.dtype)
-
+from model_builder import (BFLOAT16, FLOAT16, FLOAT32, INT4, INT8, INT32, UINT8, ModelBuilder, conv_options,
+                           csr_last_axis, pack_int4)
 
 # --------------------------------------------------------------------------- the test models
 
@@ -245,86 +64,75 @@ EXPECTED = {
 EXPECTED_CUSTOM = dict(EXPECTED, conv_sparse_fp16=(EXPECTED["conv_sparse_fp16"][0], None))
 
 
-def pack_int4(values: np.ndarray) -> bytes:
-    v = (values.astype(np.int16) & 0x0F).astype(np.uint8)
-    if len(v) % 2:
-        v = np.append(v, 0)
-    return bytes((v[0::2] | (v[1::2] << 4)).astype(np.uint8))
-
-
 def build_conv_model(custom_op: bool = False) -> bytes:
-    import tflite
-
-    T, Op = tflite.TensorType, tflite.BuiltinOperator
-    mb = ModelBuilder()
-    conv = lambda **kw: ("Conv2DOptions", dict(Padding=tflite.Padding.SAME, StrideW=1, StrideH=1, **kw))  # noqa: E731
-
-    x = mb.tensor("input", T.FLOAT32, [1, 5, 5, 2])
-    mb.inputs = [x]
+    mb = ModelBuilder(description="litelens package test model")
+    mb.name_subgraph(0, "main")
+    x = mb.tensor("input", FLOAT32, [1, 5, 5, 2])
     # 1. fp16 filter and bias behind DEQUANTIZE
-    w16 = mb.tensor("conv_fp16/filter_f16", T.FLOAT16, F16_FILTER.shape, F16_FILTER.tobytes())
-    w = mb.tensor("conv_fp16/filter", T.FLOAT32, F16_FILTER.shape)
-    b16 = mb.tensor("conv_fp16/bias_f16", T.FLOAT16, F16_BIAS.shape, F16_BIAS.tobytes())
-    bb = mb.tensor("conv_fp16/bias", T.FLOAT32, F16_BIAS.shape)
-    y1 = mb.tensor("conv_fp16", T.FLOAT32, [1, 5, 5, 3])
-    mb.op(Op.DEQUANTIZE, [w16], [w])
-    mb.op(Op.DEQUANTIZE, [b16], [bb])
-    mb.op(Op.CONV_2D, [x, w, bb], [y1], conv())
+    w16 = mb.tensor("conv_fp16/filter_f16", FLOAT16, F16_FILTER.shape, F16_FILTER.tobytes())
+    w = mb.tensor("conv_fp16/filter", FLOAT32, F16_FILTER.shape)
+    b16 = mb.tensor("conv_fp16/bias_f16", FLOAT16, F16_BIAS.shape, F16_BIAS.tobytes())
+    bb = mb.tensor("conv_fp16/bias", FLOAT32, F16_BIAS.shape)
+    y1 = mb.tensor("conv_fp16", FLOAT32, [1, 5, 5, 3])
+    mb.op("DEQUANTIZE", [w16], [w])
+    mb.op("DEQUANTIZE", [b16], [bb])
+    mb.op("CONV_2D", [x, w, bb], [y1], conv_options())
     # 2. sparse float32 filter behind DENSIFY
     spec, stored = csr_last_axis(SPARSE_FILTER)
-    ws = mb.tensor("conv_sparse/filter_sparse", T.FLOAT32, SPARSE_FILTER.shape, stored.tobytes(), sparsity=spec)
-    wd = mb.tensor("conv_sparse/filter", T.FLOAT32, SPARSE_FILTER.shape)
-    bs = mb.tensor("conv_sparse/bias", T.FLOAT32, SPARSE_BIAS.shape, SPARSE_BIAS.tobytes())
-    y2 = mb.tensor("conv_sparse", T.FLOAT32, [1, 5, 5, 4])
-    mb.op(Op.DENSIFY, [ws], [wd])
-    mb.op(Op.CONV_2D, [y1, wd, bs], [y2], conv())
+    ws = mb.tensor("conv_sparse/filter_sparse", FLOAT32, SPARSE_FILTER.shape, stored.tobytes(), sparsity=spec)
+    wd = mb.tensor("conv_sparse/filter", FLOAT32, SPARSE_FILTER.shape)
+    bs = mb.tensor("conv_sparse/bias", FLOAT32, SPARSE_BIAS.shape, SPARSE_BIAS.tobytes())
+    y2 = mb.tensor("conv_sparse", FLOAT32, [1, 5, 5, 4])
+    mb.op("DENSIFY", [ws], [wd])
+    mb.op("CONV_2D", [y1, wd, bs], [y2], conv_options())
     # 3. sparse fp16 filter behind DENSIFY then DEQUANTIZE, and no bias
     spec16, stored16 = csr_last_axis(SPARSE_F16_FILTER)
-    ws16 = mb.tensor("conv_sparse_fp16/filter_sparse", T.FLOAT16, SPARSE_F16_FILTER.shape, stored16.tobytes(),
+    ws16 = mb.tensor("conv_sparse_fp16/filter_sparse", FLOAT16, SPARSE_F16_FILTER.shape, stored16.tobytes(),
                      sparsity=spec16)
-    wd16 = mb.tensor("conv_sparse_fp16/filter_dense_f16", T.FLOAT16, SPARSE_F16_FILTER.shape)
-    wf = mb.tensor("conv_sparse_fp16/filter", T.FLOAT32, SPARSE_F16_FILTER.shape)
-    y3 = mb.tensor("conv_sparse_fp16", T.FLOAT32, [1, 5, 5, 2])
-    mb.op(Op.DENSIFY, [ws16], [wd16])
-    mb.op(Op.DEQUANTIZE, [wd16], [wf])
+    wd16 = mb.tensor("conv_sparse_fp16/filter_dense_f16", FLOAT16, SPARSE_F16_FILTER.shape)
+    wf = mb.tensor("conv_sparse_fp16/filter", FLOAT32, SPARSE_F16_FILTER.shape)
+    y3 = mb.tensor("conv_sparse_fp16", FLOAT32, [1, 5, 5, 2])
+    mb.op("DENSIFY", [ws16], [wd16])
+    mb.op("DEQUANTIZE", [wd16], [wf])
     if custom_op:  # LiteRT's CONV_2D insists on a bias; the model that never runs goes without
-        mb.op(Op.CONV_2D, [y2, wf, -1], [y3], conv())  # -1: the optional input is absent
+        mb.op("CONV_2D", [y2, wf, -1], [y3], conv_options())  # -1: the optional input is absent
     else:
-        b3 = mb.tensor("conv_sparse_fp16/bias", T.FLOAT32, SPARSE_F16_BIAS.shape, SPARSE_F16_BIAS.tobytes())
-        mb.op(Op.CONV_2D, [y2, wf, b3], [y3], conv())
+        b3 = mb.tensor("conv_sparse_fp16/bias", FLOAT32, SPARSE_F16_BIAS.shape, SPARSE_F16_BIAS.tobytes())
+        mb.op("CONV_2D", [y2, wf, b3], [y3], conv_options())
     # 4. int8 per-channel convolution
-    q3 = mb.tensor("quantize", T.INT8, [1, 5, 5, 2], quant=Q3)
-    mb.op(Op.QUANTIZE, [y3], [q3])
-    wq = mb.tensor("conv_int8/filter", T.INT8, I8_FILTER.shape, I8_FILTER.tobytes(),
+    q3 = mb.tensor("quantize", INT8, [1, 5, 5, 2], quant=Q3)
+    mb.op("QUANTIZE", [y3], [q3])
+    wq = mb.tensor("conv_int8/filter", INT8, I8_FILTER.shape, I8_FILTER.tobytes(),
                    quant=dict(scale=I8_SCALES, zero_point=[0, 0, 0], axis=0))
-    bq = mb.tensor("conv_int8/bias", T.INT32, I8_BIAS.shape, I8_BIAS.tobytes(),
+    bq = mb.tensor("conv_int8/bias", INT32, I8_BIAS.shape, I8_BIAS.tobytes(),
                    quant=dict(scale=[Q3["scale"][0] * s for s in I8_SCALES], zero_point=[0, 0, 0], axis=0))
-    q4 = mb.tensor("conv_int8", T.INT8, [1, 5, 5, 3], quant=dict(scale=[0.1], zero_point=[2]))
-    mb.op(Op.CONV_2D, [q3, wq, bq], [q4], conv())
-    out = mb.tensor("output", T.FLOAT32, [1, 5, 5, 3])
-    mb.op(Op.DEQUANTIZE, [q4], [out])
+    q4 = mb.tensor("conv_int8", INT8, [1, 5, 5, 3], quant=dict(scale=[0.1], zero_point=[2]))
+    mb.op("CONV_2D", [q3, wq, bq], [q4], conv_options())
+    out = mb.tensor("output", FLOAT32, [1, 5, 5, 3])
+    mb.op("DEQUANTIZE", [q4], [out])
     # 5. uint8 per-tensor convolution
-    u1 = mb.tensor("quantize_u8", T.UINT8, [1, 5, 5, 3], quant=U8_IN)
-    mb.op(Op.QUANTIZE, [y1], [u1])
-    wu = mb.tensor("conv_uint8/filter", T.UINT8, U8_FILTER.shape, U8_FILTER.tobytes(), quant=U8_W)
-    bu = mb.tensor("conv_uint8/bias", T.INT32, U8_BIAS.shape, U8_BIAS.tobytes(),
+    u1 = mb.tensor("quantize_u8", UINT8, [1, 5, 5, 3], quant=U8_IN)
+    mb.op("QUANTIZE", [y1], [u1])
+    wu = mb.tensor("conv_uint8/filter", UINT8, U8_FILTER.shape, U8_FILTER.tobytes(), quant=U8_W)
+    bu = mb.tensor("conv_uint8/bias", INT32, U8_BIAS.shape, U8_BIAS.tobytes(),
                    quant=dict(scale=[U8_IN["scale"][0] * U8_W["scale"][0]], zero_point=[0]))
-    u2 = mb.tensor("conv_uint8", T.UINT8, [1, 5, 5, 2], quant=dict(scale=[0.1], zero_point=[100]))
-    mb.op(Op.CONV_2D, [u1, wu, bu], [u2], conv())
+    u2 = mb.tensor("conv_uint8", UINT8, [1, 5, 5, 2], quant=dict(scale=[0.1], zero_point=[100]))
+    mb.op("CONV_2D", [u1, wu, bu], [u2], conv_options())
     # 6. depthwise, 2 input channels, depth multiplier 2
-    wdw = mb.tensor("dw/filter", T.FLOAT32, DW_FILTER.shape, DW_FILTER.tobytes())
-    bdw = mb.tensor("dw/bias", T.FLOAT32, DW_BIAS.shape, DW_BIAS.tobytes())
-    y5 = mb.tensor("dw", T.FLOAT32, [1, 5, 5, 4])
-    mb.op(Op.DEPTHWISE_CONV_2D, [y3, wdw, bdw], [y5],
-          ("DepthwiseConv2DOptions", dict(Padding=tflite.Padding.SAME, StrideW=1, StrideH=1, DepthMultiplier=2)))
-    mb.outputs = [out, u2, y5]
+    wdw = mb.tensor("dw/filter", FLOAT32, DW_FILTER.shape, DW_FILTER.tobytes())
+    bdw = mb.tensor("dw/bias", FLOAT32, DW_BIAS.shape, DW_BIAS.tobytes())
+    y5 = mb.tensor("dw", FLOAT32, [1, 5, 5, 4])
+    mb.op("DEPTHWISE_CONV_2D", [y3, wdw, bdw], [y5],
+          ("DepthwiseConv2DOptions", dict(Padding=0, StrideW=1, StrideH=1, DepthMultiplier=2)))  # 0: SAME
     # unused constants: packed INT4 and BFLOAT16
-    mb.tensor("int4_const", T.INT4, INT4_VALUES.shape, pack_int4(INT4_VALUES), quant=dict(scale=[0.5], zero_point=[0]))
-    mb.tensor("bf16_const", T.BFLOAT16, BF16_BITS.shape, BF16_BITS.tobytes())
+    mb.tensor("int4_const", INT4, INT4_VALUES.shape, pack_int4(INT4_VALUES), quant=dict(scale=[0.5], zero_point=[0]))
+    mb.tensor("bf16_const", BFLOAT16, BF16_BITS.shape, BF16_BITS.tobytes())
     if custom_op:
-        c = mb.tensor("custom_out", T.FLOAT32, [1, 5, 5, 3])
-        mb.op(Op.CUSTOM, [out], [c], custom=("LitelensTestOp", b"\x01\x02"))
-        mb.outputs = [c, u2, y5]
+        c = mb.tensor("custom_out", FLOAT32, [1, 5, 5, 3])
+        mb.op("CUSTOM", [out], [c], custom_code="LitelensTestOp", custom_options=b"\x01\x02")
+        mb.io([x], [c, u2, y5])
+    else:
+        mb.io([x], [out, u2, y5])
     return mb.build()
 
 

@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from locations import CLI  # noqa: E402
+from model_builder import FLOAT32, ModelBuilder  # noqa: E402
 
 W1 = (np.arange(32, dtype=np.float32).reshape(8, 4) - 16) / 10
 B1 = np.linspace(-1, 1, 8, dtype=np.float32)
@@ -37,143 +38,23 @@ def run_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     return p
 
 
-def build_mlp(outside: bool = False, w2_dtype=np.float32) -> bytes:
+def build_mlp(outside: bool = False) -> bytes:
     """The two-layer model as .tflite bytes (weights after the FlatBuffer when `outside`)."""
-    import flatbuffers
-    import tflite
-
-    payloads = [b"", W1.tobytes(), B1.tobytes(), W2.astype(w2_dtype).tobytes(), B2.tobytes()]
-    meta = [("min_runtime_version", b"1.5.0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")]
+    mb = ModelBuilder(description="litelens patch test model")
+    x = mb.tensor("input", FLOAT32, [1, 4])
+    w1, b1 = mb.const("dense/kernel", W1), mb.const("dense/bias", B1)
+    h = mb.tensor("dense/out", FLOAT32, [1, 8])
+    w2, b2 = mb.const("head/kernel", W2), mb.const("head/bias", B2)
+    y = mb.tensor("head/out", FLOAT32, [1, 3])
+    mb.op("FULLY_CONNECTED", [x, w1, b1], [h], options=("FullyConnectedOptions", {}))
+    mb.op("FULLY_CONNECTED", [h, w2, b2], [y], options=("FullyConnectedOptions", {}))
+    mb.io([x], [y])
+    mb.name_subgraph(0, "main")
+    mb.metadata("min_runtime_version", b"1.5.0".ljust(16, b"\0"))
     if outside:
-        meta.append(("buffer_location", b"outside flatbuffers"))
-
-    def build(offsets: list[int] | None) -> bytes:
-        b = flatbuffers.Builder(4096)
-
-        def ivec(vals, dtype=np.int32):
-            return b.CreateNumpyVector(np.asarray(vals, dtype=dtype))
-
-        def ovec(offs):
-            b.StartVector(4, len(offs), 4)
-            for o in reversed(offs):
-                b.PrependUOffsetTRelative(o)
-            return b.EndVector()
-
-        def bytes_vec(data: bytes):
-            b.StartVector(1, len(data), 16)
-            b.head = b.head - len(data)
-            b.Bytes[b.head:b.head + len(data)] = data
-            return b.EndVector()
-
-        T = tflite.TensorType
-
-        def tensor(name, shape, buf=0, ttype=T.FLOAT32):
-            n, sh = b.CreateString(name), ivec(shape)
-            tflite.TensorStart(b)
-            tflite.TensorAddShape(b, sh)
-            tflite.TensorAddType(b, ttype)
-            tflite.TensorAddBuffer(b, buf)
-            tflite.TensorAddName(b, n)
-            return tflite.TensorEnd(b)
-
-        tensors = [tensor("input", [1, 4]), tensor("dense/kernel", [8, 4], 1), tensor("dense/bias", [8], 2),
-                   tensor("dense/out", [1, 8]), tensor("head/kernel", [3, 8], 3), tensor("head/bias", [3], 4),
-                   tensor("head/out", [1, 3])]
-
-        def fc(ins, outs):
-            tflite.FullyConnectedOptionsStart(b)
-            opts = tflite.FullyConnectedOptionsEnd(b)
-            i, o = ivec(ins), ivec(outs)
-            tflite.OperatorStart(b)
-            tflite.OperatorAddOpcodeIndex(b, 0)
-            tflite.OperatorAddInputs(b, i)
-            tflite.OperatorAddOutputs(b, o)
-            tflite.OperatorAddBuiltinOptionsType(b, tflite.BuiltinOptions.FullyConnectedOptions)
-            tflite.OperatorAddBuiltinOptions(b, opts)
-            return tflite.OperatorEnd(b)
-
-        ops = [fc([0, 1, 2], [3]), fc([3, 4, 5], [6])]
-        name = b.CreateString("main")
-        tv, ov, iv, outv = ovec(tensors), ovec(ops), ivec([0]), ivec([6])
-        tflite.SubGraphStart(b)
-        tflite.SubGraphAddTensors(b, tv)
-        tflite.SubGraphAddOperators(b, ov)
-        tflite.SubGraphAddInputs(b, iv)
-        tflite.SubGraphAddOutputs(b, outv)
-        tflite.SubGraphAddName(b, name)
-        sg = tflite.SubGraphEnd(b)
-
-        tflite.OperatorCodeStart(b)
-        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, tflite.BuiltinOperator.FULLY_CONNECTED)
-        tflite.OperatorCodeAddBuiltinCode(b, tflite.BuiltinOperator.FULLY_CONNECTED)
-        tflite.OperatorCodeAddVersion(b, 1)
-        code = tflite.OperatorCodeEnd(b)
-
-        all_payloads = payloads + [m[1] for m in meta]
-        bufs = []
-        for i, data in enumerate(all_payloads):
-            weight = 0 < i < len(payloads)
-            dv = bytes_vec(data) if data and not (outside and weight) else None
-            tflite.BufferStart(b)
-            if dv is not None:
-                tflite.BufferAddData(b, dv)
-            if outside and weight:
-                tflite.BufferAddOffset(b, offsets[i] if offsets else 1)
-                tflite.BufferAddSize(b, len(data))
-            bufs.append(tflite.BufferEnd(b))
-
-        metas = []
-        for k, (mname, _) in enumerate(meta):
-            s = b.CreateString(mname)
-            tflite.MetadataStart(b)
-            tflite.MetadataAddName(b, s)
-            tflite.MetadataAddBuffer(b, len(payloads) + k)
-            metas.append(tflite.MetadataEnd(b))
-
-        # A signature, to check it survives.
-        def tmap(nm, idx):
-            s = b.CreateString(nm)
-            tflite.TensorMapStart(b)
-            tflite.TensorMapAddName(b, s)
-            tflite.TensorMapAddTensorIndex(b, idx)
-            return tflite.TensorMapEnd(b)
-
-        sin, sout = ovec([tmap("x", 0)]), ovec([tmap("y", 6)])
-        skey = b.CreateString("serving_default")
-        tflite.SignatureDefStart(b)
-        tflite.SignatureDefAddInputs(b, sin)
-        tflite.SignatureDefAddOutputs(b, sout)
-        tflite.SignatureDefAddSignatureKey(b, skey)
-        tflite.SignatureDefAddSubgraphIndex(b, 0)
-        sig = tflite.SignatureDefEnd(b)
-
-        desc = b.CreateString("litelens patch test model")
-        ocv, sgv, bv, mdv, sdv = ovec([code]), ovec([sg]), ovec(bufs), ovec(metas), ovec([sig])
-        tflite.ModelStart(b)
-        tflite.ModelAddVersion(b, 3)
-        tflite.ModelAddOperatorCodes(b, ocv)
-        tflite.ModelAddSubgraphs(b, sgv)
-        tflite.ModelAddDescription(b, desc)
-        tflite.ModelAddBuffers(b, bv)
-        tflite.ModelAddMetadata(b, mdv)
-        tflite.ModelAddSignatureDefs(b, sdv)
-        m = tflite.ModelEnd(b)
-        b.Finish(m, file_identifier=b"TFL3")
-        return bytes(b.Output())
-
-    if not outside:
-        return build(None)
-    first = build(None)
-    cursor = len(first) + (16 - len(first) % 16)
-    offsets, tail = [0] * len(payloads), b""
-    for i in range(1, len(payloads)):
-        offsets[i] = cursor
-        tail += payloads[i] + b"\0" * ((16 - len(payloads[i]) % 16) % 16)
-        cursor = offsets[i] + len(payloads[i])
-        cursor += (16 - cursor % 16) % 16
-    second = build(offsets)
-    assert len(second) == len(first)
-    return second + b"\0" * (16 - len(second) % 16) + tail
+        mb.metadata("buffer_location", b"outside flatbuffers")
+    mb.signature("serving_default", {"x": x}, {"y": y})  # to check it survives
+    return mb.build(data_outside=outside)
 
 
 def interpreter(path: str):

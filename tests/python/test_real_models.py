@@ -28,6 +28,8 @@ from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI  # noqa: E402
 sys.path.insert(0, HERE)
 
 import oracles  # noqa: E402
+from model_builder import (BFLOAT16, BOOL, FLOAT32, INT4, INT8, INT32, STRING, UINT8,  # noqa: E402
+                           ModelBuilder)
 
 
 
@@ -125,233 +127,76 @@ def build_synthetic_model() -> bytes:
     string/bool constants, a sparse (CSR) constant, a dynamic shape
     signature, an unnamed tensor, an optional (-1) operator input, a custom
     op with custom options, two subgraphs and a metadata entry."""
-    import flatbuffers
-    import tflite
-    b = flatbuffers.Builder(4096)
-    buffers: list[bytes] = [b""]          # buffer 0: the empty sentinel
-
-    def buf(data: bytes) -> int:
-        buffers.append(bytes(data))
-        return len(buffers) - 1
-
-    def ivec(vals, dtype=np.int32):
-        return b.CreateNumpyVector(np.asarray(vals, dtype=dtype))
-
-    def ovec(offs):
-        b.StartVector(4, len(offs), 4)
-        for o in reversed(offs):
-            b.PrependUOffsetTRelative(o)
-        return b.EndVector()
-
-    def bytes_vec(data: bytes):
-        b.StartVector(1, len(data), 16)
-        b.head = b.head - len(data)
-        b.Bytes[b.head:b.head + len(data)] = data
-        return b.EndVector()
-
-    def quant(scale, zp, qdim=0):
-        s, z = ivec(scale, np.float32), ivec(zp, np.int64)
-        tflite.QuantizationParametersStart(b)
-        tflite.QuantizationParametersAddScale(b, s)
-        tflite.QuantizationParametersAddZeroPoint(b, z)
-        tflite.QuantizationParametersAddQuantizedDimension(b, qdim)
-        return tflite.QuantizationParametersEnd(b)
-
-    def u8vec(vals):
-        v = ivec(vals, np.uint8)
-        tflite.Uint8VectorStart(b); tflite.Uint8VectorAddValues(b, v)
-        return tflite.Uint8VectorEnd(b)
-
-    def csr_sparsity():
-        seg, idx = u8vec([0, 1, 3]), u8vec([1, 0, 2])
-        tflite.DimensionMetadataStart(b)
-        tflite.DimensionMetadataAddFormat(b, tflite.DimensionType.DENSE)
-        tflite.DimensionMetadataAddDenseSize(b, 2)
-        d0 = tflite.DimensionMetadataEnd(b)
-        tflite.DimensionMetadataStart(b)
-        tflite.DimensionMetadataAddFormat(b, tflite.DimensionType.SPARSE_CSR)
-        tflite.DimensionMetadataAddArraySegmentsType(b, tflite.SparseIndexVector.Uint8Vector)
-        tflite.DimensionMetadataAddArraySegments(b, seg)
-        tflite.DimensionMetadataAddArrayIndicesType(b, tflite.SparseIndexVector.Uint8Vector)
-        tflite.DimensionMetadataAddArrayIndices(b, idx)
-        d1 = tflite.DimensionMetadataEnd(b)
-        to, dims = ivec([0, 1]), ovec([d0, d1])
-        tflite.SparsityParametersStart(b)
-        tflite.SparsityParametersAddTraversalOrder(b, to)
-        tflite.SparsityParametersAddDimMetadata(b, dims)
-        return tflite.SparsityParametersEnd(b)
-
-    T = tflite.TensorType
-
-    def tensor(name, ttype, shape, bidx=0, q=None, sig=None, sparsity=None):
-        n = b.CreateString(name) if name is not None else None
-        sh = ivec(shape)
-        sg = ivec(sig) if sig is not None else None
-        qq = q() if q else None
-        sp = sparsity() if sparsity else None
-        tflite.TensorStart(b)
-        tflite.TensorAddShape(b, sh)
-        if sg is not None:
-            tflite.TensorAddShapeSignature(b, sg)
-        tflite.TensorAddType(b, ttype)
-        tflite.TensorAddBuffer(b, bidx)
-        if n is not None:
-            tflite.TensorAddName(b, n)
-        if qq is not None:
-            tflite.TensorAddQuantization(b, qq)
-        if sp is not None:
-            tflite.TensorAddSparsity(b, sp)
-        return tflite.TensorEnd(b)
-
-    def operator(opcode, ins, outs, custom_options=None):
-        i, o = ivec(ins), ivec(outs)
-        co = ivec(list(custom_options), np.uint8) if custom_options else None
-        tflite.OperatorStart(b)
-        tflite.OperatorAddOpcodeIndex(b, opcode)
-        tflite.OperatorAddInputs(b, i)
-        tflite.OperatorAddOutputs(b, o)
-        if co is not None:
-            tflite.OperatorAddCustomOptions(b, co)
-        return tflite.OperatorEnd(b)
-
-    def subgraph(name, tensors, ops, ins, outs):
-        n = b.CreateString(name)
-        tv, ov, iv, outv = ovec(tensors), ovec(ops), ivec(ins), ivec(outs)
-        tflite.SubGraphStart(b)
-        tflite.SubGraphAddTensors(b, tv)
-        tflite.SubGraphAddOperators(b, ov)
-        tflite.SubGraphAddInputs(b, iv)
-        tflite.SubGraphAddOutputs(b, outv)
-        tflite.SubGraphAddName(b, n)
-        return tflite.SubGraphEnd(b)
-
-    BO = tflite.BuiltinOperator
-    # opcode table: 0 DEQUANTIZE, 1 QUANTIZE, 2 FULLY_CONNECTED, 3 ADD,
-    # 4 CUSTOM, 5 CUMSUM (code 128: deprecated_builtin_code holds the
-    # placeholder 127), 6 RESHAPE written old-style (only
-    # deprecated_builtin_code set, builtin_code left 0 == ADD): the op is
-    # max(builtin_code, deprecated_builtin_code).
-    opcodes = [(BO.DEQUANTIZE, None, 2), (BO.QUANTIZE, None, 1),
-               (BO.FULLY_CONNECTED, None, 5), (BO.ADD, None, 1),
-               (BO.CUSTOM, "LitelensTestOp", 1), (BO.CUMSUM, None, 1),
-               (BO.RESHAPE, None, 1, "old")]
+    mb = ModelBuilder(description="litelens synthetic test model")
+    # The opcode table in this order (the tests read codes[5] and codes[6]): CUMSUM's code 128
+    # leaves deprecated_builtin_code the placeholder 127; RESHAPE is written old-style (only
+    # deprecated_builtin_code, builtin_code left 0 == ADD): the op is max() of the two.
+    mb.opcode("DEQUANTIZE", version=2)
+    mb.opcode("QUANTIZE")
+    mb.opcode("FULLY_CONNECTED", version=5)
+    mb.opcode("ADD")
+    mb.opcode("CUSTOM", custom_code="LitelensTestOp")
+    mb.opcode("CUMSUM")
+    mb.opcode("RESHAPE", deprecated_code_only=True)
 
     rng = np.random.default_rng(1234)
     w_scales = [0.011, 0.022, 0.033]
     in_scale = 0.02
+
+    def quant(scale, zero_point, axis=0):
+        return {"scale": scale, "zero_point": zero_point, "axis": axis}
+
     # ---- subgraph 0 ----
-    sg0 = [
-        # 0 input, dynamic batch
-        lambda: tensor("input", T.FLOAT32, [1, 4], sig=[-1, 4]),
-        # 1 quantized input
-        lambda: tensor("input_q", T.INT8, [1, 4], q=lambda: quant([in_scale], [1])),
-        # 2 per-axis int8 weights
-        lambda: tensor("fc/weights", T.INT8, [3, 4],
-                       buf(rng.integers(-127, 128, size=12, dtype=np.int8).tobytes()),
-                       q=lambda: quant(w_scales, [0, 0, 0], 0)),
-        # 3 int32 bias, per-axis
-        lambda: tensor("fc/bias", T.INT32, [3], buf(np.array([7, -8, 9], np.int32).tobytes()),
-                       q=lambda: quant([in_scale * s for s in w_scales], [0, 0, 0], 0)),
-        # 4 quantized output
-        lambda: tensor("fc/out_q", T.INT8, [1, 3], q=lambda: quant([0.05], [-3])),
-        # 5 float output (unnamed!)
-        lambda: tensor(None, T.FLOAT32, [1, 3]),
-        # 6 fp16 constant feeding DEQUANTIZE
-        lambda: tensor("half_const", T.FLOAT16, [2], buf(np.array([1.5, -2.25], np.float16).tobytes())),
-        # 7 its dequantized float32
-        lambda: tensor("half_const_deq", T.FLOAT32, [2]),
-        # 8 sparse CSR float32 constant [2,3] with 3 stored values
-        lambda: tensor("sparse_const", T.FLOAT32, [2, 3], buf(np.array([1., 2., 3.], np.float32).tobytes()),
-                       sparsity=csr_sparsity),
-        # 9 string constant ["ab", "c"]
-        lambda: tensor("string_const", T.STRING, [2],
-                       buf(np.array([2, 16, 18, 19], np.int32).tobytes() + b"abc")),
-        # 10 int4 constant, 5 values packed into 3 bytes
-        lambda: tensor("int4_const", T.INT4, [5], buf(bytes([0x21, 0xF3, 0x08])),  # 1,2,3,-1,-8
-                       q=lambda: quant([0.5], [0])),
-        # 11 bfloat16 constant
-        lambda: tensor("bf16_const", T.BFLOAT16, [2], buf(bytes([0x80, 0x3f, 0x00, 0x40]))),
-        # 12 bool constant
-        lambda: tensor("bool_const", T.BOOL, [3], buf(bytes([1, 0, 1]))),
-        # 13 uint8 asymmetric-quantized constant
-        lambda: tensor("u8_const", T.UINT8, [4], buf(bytes([0, 128, 200, 255])),
-                       q=lambda: quant([0.0078125], [128])),
-        # 14 output of the custom op
-        lambda: tensor("custom_out", T.FLOAT32, [1, 3]),
-        # 15 scalar (rank-0) int32 constant: CUMSUM axis
-        lambda: tensor("axis", T.INT32, [], buf(np.array(0, np.int32).tobytes())),
-        # 16 CUMSUM output
-        lambda: tensor("cumsum_out", T.FLOAT32, [2]),
-        # 17 RESHAPE target shape
-        lambda: tensor("new_shape", T.INT32, [2], buf(np.array([1, 2], np.int32).tobytes())),
-        # 18 RESHAPE output
-        lambda: tensor("reshape_out", T.FLOAT32, [1, 2]),
-    ]
-    sg1 = [
-        lambda: tensor("x", T.FLOAT32, [1, 2]),
-        lambda: tensor("w", T.FLOAT32, [2, 2], buf(np.array([1, 2, 3, 4], np.float32).tobytes())),
-        lambda: tensor("y", T.FLOAT32, [1, 2]),
-        lambda: tensor("k", T.INT32, [2], buf(np.array([5, 6], np.int32).tobytes())),
-        lambda: tensor("i", T.INT32, [2]),
-        lambda: tensor("z", T.INT32, [2]),
-    ]
-    # Build buffers' contents first (tensor lambdas register them), but
-    # flatbuffers needs children before parents, so: tensors -> ops -> ...
-    sg0_t = [f() for f in sg0]
-    sg0_ops = [
-        operator(1, [0], [1]),
-        operator(2, [1, 2, 3], [4]),
-        operator(0, [4], [5]),
-        operator(0, [6], [7]),
-        operator(4, [5], [14], custom_options=b"\x01\x02\x03"),
-        operator(5, [7, 15], [16]),
-        operator(6, [16, 17], [18]),
-    ]
-    sg0_off = subgraph("main", sg0_t, sg0_ops, [0], [14, 18])
-    sg1_t = [f() for f in sg1]
-    sg1_ops = [operator(2, [0, 1, -1], [2]), operator(3, [3, 4], [5])]
-    sg1_off = subgraph("second", sg1_t, sg1_ops, [0, 4], [2, 5])
+    mb.tensor("input", FLOAT32, [1, 4], shape_signature=[-1, 4])                  # 0 dynamic batch
+    mb.tensor("input_q", INT8, [1, 4], quant=quant([in_scale], [1]))             # 1
+    mb.const("fc/weights", rng.integers(-127, 128, size=12, dtype=np.int8).reshape(3, 4),
+             quant=quant(w_scales, [0, 0, 0]))                                    # 2 per-axis int8
+    mb.const("fc/bias", np.array([7, -8, 9], np.int32),
+             quant=quant([in_scale * s for s in w_scales], [0, 0, 0]))            # 3 per-axis int32
+    mb.tensor("fc/out_q", INT8, [1, 3], quant=quant([0.05], [-3]))               # 4
+    mb.tensor(None, FLOAT32, [1, 3])                                              # 5 unnamed!
+    mb.const("half_const", np.array([1.5, -2.25], np.float16))                   # 6 feeds DEQUANTIZE
+    mb.tensor("half_const_deq", FLOAT32, [2])                                     # 7
+    csr = {"traversal_order": [0, 1],
+           "levels": [{"format": 0, "dense_size": 2},
+                      {"format": 1, "segments": [0, 1, 3], "indices": [1, 0, 2], "index_type": "u8"}]}
+    mb.tensor("sparse_const", FLOAT32, [2, 3], np.array([1., 2., 3.], np.float32).tobytes(),
+              sparsity=csr)                                                       # 8 [2,3], 3 stored
+    mb.tensor("string_const", STRING, [2], np.array([2, 16, 18, 19], np.int32).tobytes() + b"abc")  # 9 "ab", "c"
+    mb.tensor("int4_const", INT4, [5], bytes([0x21, 0xF3, 0x08]),
+              quant=quant([0.5], [0]))                                            # 10 1,2,3,-1,-8 in 3 bytes
+    mb.tensor("bf16_const", BFLOAT16, [2], bytes([0x80, 0x3f, 0x00, 0x40]))      # 11
+    mb.tensor("bool_const", BOOL, [3], bytes([1, 0, 1]))                          # 12
+    mb.tensor("u8_const", UINT8, [4], bytes([0, 128, 200, 255]),
+              quant=quant([0.0078125], [128]))                                    # 13 asymmetric
+    mb.tensor("custom_out", FLOAT32, [1, 3])                                      # 14
+    mb.const("axis", np.array(0, np.int32))                                       # 15 rank 0: CUMSUM axis
+    mb.tensor("cumsum_out", FLOAT32, [2])                                         # 16
+    mb.const("new_shape", np.array([1, 2], np.int32))                             # 17 RESHAPE target
+    mb.tensor("reshape_out", FLOAT32, [1, 2])                                     # 18
+    mb.op("QUANTIZE", [0], [1])
+    mb.op("FULLY_CONNECTED", [1, 2, 3], [4], version=5)
+    mb.op("DEQUANTIZE", [4], [5], version=2)
+    mb.op("DEQUANTIZE", [6], [7], version=2)
+    mb.op("CUSTOM", [5], [14], custom_code="LitelensTestOp", custom_options=b"\x01\x02\x03")
+    mb.op("CUMSUM", [7, 15], [16])
+    mb.op("RESHAPE", [16, 17], [18], deprecated_code_only=True)
+    mb.io([0], [14, 18])
+    mb.name_subgraph(0, "main")
+    # ---- subgraph 1 ----
+    mb.tensor("x", FLOAT32, [1, 2], sg=1)
+    mb.const("w", np.array([[1, 2], [3, 4]], np.float32), sg=1)
+    mb.tensor("y", FLOAT32, [1, 2], sg=1)
+    mb.const("k", np.array([5, 6], np.int32), sg=1)
+    mb.tensor("i", INT32, [2], sg=1)
+    mb.tensor("z", INT32, [2], sg=1)
+    mb.op("FULLY_CONNECTED", [0, 1, -1], [2], version=5, sg=1)
+    mb.op("ADD", [3, 4], [5], sg=1)
+    mb.io([0, 4], [2, 5], sg=1)
+    mb.name_subgraph(1, "second")
 
-    md_buf = buf(b"1.14.0\x00")
-
-    ocs = []
-    for code, custom, ver, *style in opcodes:
-        cs = b.CreateString(custom) if custom else None
-        tflite.OperatorCodeStart(b)
-        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-        if not style:
-            tflite.OperatorCodeAddBuiltinCode(b, code)
-        if cs is not None:
-            tflite.OperatorCodeAddCustomCode(b, cs)
-        tflite.OperatorCodeAddVersion(b, ver)
-        ocs.append(tflite.OperatorCodeEnd(b))
-
-    bufs = []
-    for data in buffers:
-        dv = bytes_vec(data) if data else None
-        tflite.BufferStart(b)
-        if dv is not None:
-            tflite.BufferAddData(b, dv)
-        bufs.append(tflite.BufferEnd(b))
-
-    mname = b.CreateString("min_runtime_version")
-    tflite.MetadataStart(b)
-    tflite.MetadataAddName(b, mname)
-    tflite.MetadataAddBuffer(b, md_buf)
-    md = tflite.MetadataEnd(b)
-
-    desc = b.CreateString("litelens synthetic test model")
-    ocv, sgv, bv, mdv = ovec(ocs), ovec([sg0_off, sg1_off]), ovec(bufs), ovec([md])
-    tflite.ModelStart(b)
-    tflite.ModelAddVersion(b, 3)
-    tflite.ModelAddOperatorCodes(b, ocv)
-    tflite.ModelAddSubgraphs(b, sgv)
-    tflite.ModelAddDescription(b, desc)
-    tflite.ModelAddBuffers(b, bv)
-    tflite.ModelAddMetadata(b, mdv)
-    m = tflite.ModelEnd(b)
-    b.Finish(m, file_identifier=b"TFL3")
-    return bytes(b.Output())
+    mb.metadata("min_runtime_version", b"1.14.0\x00")
+    return mb.build()
 
 
 @pytest.fixture(scope="module")
