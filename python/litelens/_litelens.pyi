@@ -185,6 +185,15 @@ class Tensor:
     def data_offset(self) -> int | None:
         """Absolute file offset of the stored bytes, or None."""
 
+    def will_need(self) -> None:
+        """
+        Asks the OS to read the stored bytes ahead, in the background.
+
+        The model is mapped for random access, so that opening it reads no weights; a
+        ``numpy()`` view then reads its pages from disk one at a time as they are touched.
+        Before scanning a large tensor whose file is not in the page cache, call this first.
+        """
+
     @property
     def quantization(self) -> Quantization | None:
         """Quantization parameters, or None when the tensor is not quantized."""

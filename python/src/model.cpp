@@ -209,6 +209,11 @@ ModelClass init_model(nb::module_& m) {
                    "Stored byte count (0 without data; the compressed size for sparse tensors).")
       .def_prop_ro("data_offset", [](const PyTensor& t) { return t.view().data_offset(); },
                    "Absolute file offset of the stored bytes, or None.")
+      .def("will_need", [](const PyTensor& t) { t.view().will_need(); },
+           "Asks the OS to read the stored bytes ahead, in the background.\n\n"
+           "The model is mapped for random access, so that opening it reads no weights; a\n"
+           "``numpy()`` view then reads its pages from disk one at a time as they are touched.\n"
+           "Before scanning a large tensor whose file is not in the page cache, call this first.")
       .def_prop_ro("quantization", [](const PyTensor& t) { return t.view().quantization(); },
                    "Quantization parameters, or None when the tensor is not quantized.")
       .def_prop_ro("sparsity", [](const PyTensor& t) { return sparsity_dict(t.view().sparsity()); },

@@ -146,6 +146,9 @@ def test_zero_copy_is_real():
     assert a.__array_interface__["data"][0] == file.__array_interface__["data"][0] + t.data_offset
     assert np.shares_memory(a, b) and np.shares_memory(a, file)
     assert a.tobytes() == bytes(file[t.data_offset: t.data_offset + t.nbytes])
+    t.will_need()  # only a hint to the OS: the view is unchanged
+    m.tensors()[0].will_need()  # a tensor without data: nothing to ask for
+    assert a.tobytes() == bytes(file[t.data_offset: t.data_offset + t.nbytes])
     assert not a.flags.writeable and not file.flags.writeable
     with pytest.raises(ValueError):
         a[(0,) * a.ndim] = 1.0
