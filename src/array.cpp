@@ -119,10 +119,23 @@ void dequantize_as(const Array& a, std::span<const std::int32_t> shape, const Af
 }
 
 Array dequantize_affine(const Array& a, const Tensor& t, const Quantization& q) {
+  std::vector<float> scales = q.scale;
   std::vector<std::int64_t> zero_points = q.zero_point;
   // Open accepted a missing zero point list (with a warning): it reads as zeros.
   if (zero_points.empty()) zero_points.assign(1, 0);
-  AffineQuant quant{q.scale, zero_points, q.quantized_dimension};
+  // Open also accepted more scales than slices along the axis [extra_scales]: the runtime's
+  // per-channel kernels read the first ones, and so does this.
+  const auto shape_of_t = t.shape();
+  if (scales.size() > 1 && q.quantized_dimension >= 0 &&
+      static_cast<std::size_t>(q.quantized_dimension) < shape_of_t.size()) {
+    const auto extent = static_cast<std::size_t>(std::max(shape_of_t[q.quantized_dimension], 0));
+    if (scales.size() > extent && extent > 0) {
+      scales.resize(extent);
+      if (zero_points.size() > extent) zero_points.resize(extent);
+    }
+  }
+  if (a.size() == 0) return Array::own(DType::float32, a.shape(), {});
+  AffineQuant quant{scales, zero_points, q.quantized_dimension};
   read_ahead(a);
   std::vector<std::byte> out = fresh_buffer(a.size() * sizeof(float));
   auto dst = typed<float>(out);

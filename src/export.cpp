@@ -236,17 +236,20 @@ std::string npy_header(const Array& a) {
   if (a.shape().size() > 1) shape.pop_back();
   shape += ")";
   std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
-  // Version 1.0: magic, version, u16 header length; pad with spaces so data starts on 64 bytes.
-  const std::size_t prefix = 10;
+  // Magic, version, header length, then the dict padded with spaces so data starts on 64
+  // bytes. Version 1.0 has a u16 length; a header too long for it (a shape of very high rank)
+  // takes version 2.0, whose length is a u32.
+  const bool long_header = dict.size() + 1 + 10 + 63 > 0xffff;
+  const std::size_t prefix = long_header ? 12 : 10;
   std::size_t total = prefix + dict.size() + 1;
   total = (total + 63) / 64 * 64;
   dict.append(total - prefix - dict.size() - 1, ' ');
   dict.push_back('\n');
   std::string out = "\x93NUMPY";
-  out.push_back('\x01');
+  out.push_back(long_header ? '\x02' : '\x01');
   out.push_back('\x00');
-  out.push_back(static_cast<char>(dict.size() & 0xff));
-  out.push_back(static_cast<char>(dict.size() >> 8));
+  const std::size_t length_bytes = long_header ? 4 : 2;
+  for (std::size_t i = 0; i < length_bytes; ++i) out.push_back(static_cast<char>((dict.size() >> (8 * i)) & 0xff));
   return out + dict;
 }
 
@@ -906,7 +909,9 @@ std::pair<std::vector<ExportItem>, std::vector<std::pair<std::string, std::strin
   kept.reserve(items.size());
   for (const auto& item : items) {
     const DType t = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor).dtype();
-    if (t == DType::string || t == DType::resource || t == DType::variant)
+    if (!is_known(t))
+      skipped.emplace_back(item.key, fmt::format("{} is a type this version does not know", dtype_name(t)));
+    else if (dtype_info(t).bits == 0)  // string, resource, variant
       skipped.emplace_back(item.key, fmt::format("{} values have no array form", dtype_name(t)));
     else
       kept.push_back(item);

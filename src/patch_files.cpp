@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "json_writer.h"
 #include "litelens/patch.h"
 #include "mapped_file.h"
 #include "zip_archive.h"
@@ -288,6 +289,18 @@ std::vector<NamedArray> read_array_file(const std::filesystem::path& path, std::
   return read_safetensors(bytes, label, manifest);
 }
 
+namespace {
+
+// A name as an export's manifest holds it: the manifest's JSON writer turns bytes that are not
+// UTF-8 into U+FFFD, so a tensor name with stray bytes must be compared in that form.
+std::string as_written_in_json(std::string_view name) {
+  std::string text;
+  detail::JsonWriter(text).value(name);
+  return nlohmann::json::parse(text).get<std::string>();
+}
+
+}  // namespace
+
 std::vector<ValueUpdate> updates_from_export(const Model& model, const std::filesystem::path& file,
                                              const std::filesystem::path& manifest_file) {
   std::string manifest_text;
@@ -332,7 +345,7 @@ std::vector<ValueUpdate> updates_from_export(const Model& model, const std::file
       const std::string want_name = e.value("name", "");
       const int have = t.tensor;
       const std::string have_name = have >= 0 ? std::string(model.subgraph(t.subgraph).tensor(have).name()) : "";
-      if (want != have || want_name != have_name)
+      if (want != have || (want_name != have_name && want_name != as_written_in_json(have_name)))
         throw PatchError(Kind::manifest_mismatch,
                          fmt::format("{}: the manifest says '{}' is stored in tensor #{} '{}', but in {} it is #{} '{}'; "
                                      "was the export made from another model?",

@@ -101,7 +101,9 @@ std::optional<std::string> unknown_field(const std::uint8_t* table, const flatbu
 // a schema that grows them must be reflected here.
 void check_schema_shape() {
   if (tflite::ModelTypeTable()->num_elems != 10 || tflite::SubGraphTypeTable()->num_elems != 6 ||
-      tflite::OperatorTypeTable()->num_elems != 14 || tflite::BufferTypeTable()->num_elems != 3)
+      tflite::OperatorTypeTable()->num_elems != 14 || tflite::BufferTypeTable()->num_elems != 3 ||
+      tflite::TensorTypeTable()->num_elems != 11 || tflite::QuantizationParametersTypeTable()->num_elems != 7 ||
+      tflite::SparsityParametersTypeTable()->num_elems != 3 || tflite::DimensionMetadataTypeTable()->num_elems != 6)
     throw std::logic_error("patch: the tflite schema changed; update the packing in src/patch_write.cpp");
 }
 
@@ -288,16 +290,71 @@ void assign_buffers(const Model& model, Plan& plan, PatchReport& report) {
 
 // ---- packing ------------------------------------------------------------------------------------
 
+// A union's table. The verifier accepts a union tag whose table is absent (the object API then
+// unpacks a null value, which the generated Pack dereferences); such a tag is written back as it
+// was, tag without table, since readers treat the two forms differently (an absent options table
+// means zero-initialized parameters to the runtime, an empty one the schema's defaults).
+template <class Union>
+flatbuffers::Offset<void> pack_union(flatbuffers::FlatBufferBuilder& fbb, const Union& u) {
+  return u.value ? u.Pack(fbb) : flatbuffers::Offset<void>();
+}
+
+// The generated Create* functions for the tables below, with pack_union for their unions.
+flatbuffers::Offset<tflite::QuantizationParameters> pack_quantization(flatbuffers::FlatBufferBuilder& fbb,
+                                                                      const tflite::QuantizationParametersT& q) {
+  const auto min = q.min.size() ? fbb.CreateVector(q.min) : 0;
+  const auto max = q.max.size() ? fbb.CreateVector(q.max) : 0;
+  const auto scale = q.scale.size() ? fbb.CreateVector(q.scale) : 0;
+  const auto zero_point = q.zero_point.size() ? fbb.CreateVector(q.zero_point) : 0;
+  const auto details = pack_union(fbb, q.details);
+  return tflite::CreateQuantizationParameters(fbb, min, max, scale, zero_point, q.details.type, details,
+                                              q.quantized_dimension);
+}
+
+flatbuffers::Offset<tflite::SparsityParameters> pack_sparsity(flatbuffers::FlatBufferBuilder& fbb,
+                                                              const tflite::SparsityParametersT& s) {
+  const auto order = s.traversal_order.size() ? fbb.CreateVector(s.traversal_order) : 0;
+  const auto block_map = s.block_map.size() ? fbb.CreateVector(s.block_map) : 0;
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<tflite::DimensionMetadata>>> levels = 0;
+  if (s.dim_metadata.size()) {
+    std::vector<flatbuffers::Offset<tflite::DimensionMetadata>> offs;
+    for (const auto& d : s.dim_metadata) {
+      const auto segments = pack_union(fbb, d->array_segments);
+      const auto indices = pack_union(fbb, d->array_indices);
+      offs.push_back(tflite::CreateDimensionMetadata(fbb, d->format, d->dense_size, d->array_segments.type, segments,
+                                                     d->array_indices.type, indices));
+    }
+    levels = fbb.CreateVector(offs);
+  }
+  return tflite::CreateSparsityParameters(fbb, order, block_map, levels);
+}
+
+flatbuffers::Offset<tflite::Tensor> pack_tensor(flatbuffers::FlatBufferBuilder& fbb, const tflite::TensorT& t) {
+  const auto shape = t.shape.size() ? fbb.CreateVector(t.shape) : 0;
+  const auto name = t.name.empty() ? 0 : fbb.CreateString(t.name);
+  const auto quantization = t.quantization ? pack_quantization(fbb, *t.quantization) : 0;
+  const auto sparsity = t.sparsity ? pack_sparsity(fbb, *t.sparsity) : 0;
+  const auto signature = t.shape_signature.size() ? fbb.CreateVector(t.shape_signature) : 0;
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<tflite::VariantSubType>>> variants = 0;
+  if (t.variant_tensors.size()) {
+    std::vector<flatbuffers::Offset<tflite::VariantSubType>> offs;
+    for (const auto& v : t.variant_tensors) offs.push_back(tflite::CreateVariantSubType(fbb, v.get()));
+    variants = fbb.CreateVector(offs);
+  }
+  return tflite::CreateTensor(fbb, shape, t.type, t.buffer, name, quantization, t.is_variable, sparsity, signature,
+                              t.has_rank, variants, t.external_buffer);
+}
+
 // As the generated CreateOperator, but the input and output lists are always written (the
 // generated code omits empty vectors, and a reader may require the lists).
 flatbuffers::Offset<tflite::Operator> pack_operator(flatbuffers::FlatBufferBuilder& fbb, const tflite::OperatorT& o) {
   const auto inputs = fbb.CreateVector(o.inputs);
   const auto outputs = fbb.CreateVector(o.outputs);
-  const auto options = o.builtin_options.Pack(fbb);
+  const auto options = pack_union(fbb, o.builtin_options);
   const auto custom = o.custom_options.size() ? fbb.CreateVector(o.custom_options) : 0;
   const auto mutating = o.mutating_variable_inputs.size() ? fbb.CreateVector(o.mutating_variable_inputs) : 0;
   const auto intermediates = o.intermediates.size() ? fbb.CreateVector(o.intermediates) : 0;
-  const auto options2 = o.builtin_options_2.Pack(fbb);
+  const auto options2 = pack_union(fbb, o.builtin_options_2);
   return tflite::CreateOperator(fbb, o.opcode_index, inputs, outputs, o.builtin_options.type, options, custom,
                                 o.custom_options_format, mutating, intermediates, o.large_custom_options_offset,
                                 o.large_custom_options_size, o.builtin_options_2.type, options2, o.debug_metadata_index);
@@ -305,7 +362,7 @@ flatbuffers::Offset<tflite::Operator> pack_operator(flatbuffers::FlatBufferBuild
 
 flatbuffers::Offset<tflite::SubGraph> pack_subgraph(flatbuffers::FlatBufferBuilder& fbb, const tflite::SubGraphT& s) {
   std::vector<flatbuffers::Offset<tflite::Tensor>> tensors;
-  for (const auto& t : s.tensors) tensors.push_back(tflite::CreateTensor(fbb, t.get()));
+  for (const auto& t : s.tensors) tensors.push_back(pack_tensor(fbb, *t));
   std::vector<flatbuffers::Offset<tflite::Operator>> ops;
   for (const auto& o : s.operators) ops.push_back(pack_operator(fbb, *o));
   const auto tv = tensors.empty() ? 0 : fbb.CreateVector(tensors);
@@ -674,6 +731,12 @@ void write_output(const Output& out, Write&& write) {
 
 // ---- checking the result ------------------------------------------------------------------------
 
+// Whether a constant's bytes are stored by offset (Buffer.offset/size) rather than inline.
+bool stored_by_offset(const Model& model, const Tensor& t) {
+  const auto* buf = tflite::GetModel(model.bytes().data())->buffers()->Get(t.buffer());
+  return !buf->data() && buf->offset() > 1;
+}
+
 void verify(const Model& in, const Model& out, const Plan& plan,
             const std::map<std::pair<int, int>, std::span<const std::byte>>& expected, const std::string& label) {
   const auto fail = [&](const std::string& why) {
@@ -695,7 +758,10 @@ void verify(const Model& in, const Model& out, const Plan& plan,
       const auto want = expected.count(key) ? expected.at(key) : ta.data();
       if (!std::ranges::equal(want, tb.data())) fail(where + " does not hold the expected bytes");
       if (tb.is_constant() && *tb.data_offset() % kAlign != 0) fail(where + " data is not 16-byte aligned");
-      if (ta.is_constant() && (*ta.data_offset() >= in.flatbuffer_size()) != (*tb.data_offset() >= out.flatbuffer_size()))
+      // Data stored by offset stays stored by offset, and in the output it follows the FlatBuffer
+      // (an input may point such a buffer into its own FlatBuffer: warning buffer_inside_flatbuffer).
+      if (ta.is_constant() && (stored_by_offset(in, ta) != stored_by_offset(out, tb) ||
+                               (stored_by_offset(out, tb) && *tb.data_offset() < out.flatbuffer_size())))
         fail(where + " moved between the FlatBuffer and the data after it");
       const auto change = plan.changes.find(key);
       const auto qa = change != plan.changes.end() && change->second.quant ? change->second.quant : ta.quantization();

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <flatbuffers/flexbuffers.h>
 #include <nlohmann/json.hpp>
 
 #include "model_builder.h"
@@ -122,6 +123,36 @@ TEST(cli_test, layers_and_extract) {
   const CliRun ex = run("extract " + conv_path() + " -o " + out);
   EXPECT_EQ(ex.status, 0) << ex.err;
   EXPECT_EQ(run("extract " + conv_path() + " -o " + out + " --layout caffe").status, 2);
+}
+
+TEST(cli_test, layers_text_shows_option_strings_that_are_not_utf8) {
+  // Custom options whose strings hold bytes that are not UTF-8, inside a vector and a nested map:
+  // `layers` printed such values with nlohmann's dump(), which throws on them (the CLI
+  // corruption matrix: a random flip in a STABLEHLO_COMPOSITE's attributes).
+  flexbuffers::Builder fbb;
+  fbb.Map([&] {
+    fbb.Vector("names", [&] {
+      fbb.String("ok");
+      fbb.String("\xff\xfe");
+    });
+    fbb.Map("nested", [&] { fbb.String("k", "\x80"); });
+  });
+  fbb.Finish();
+  litelens::testing::ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  b.add_tensor(sg, "in", {4});
+  b.add_tensor(sg, "out", {4});
+  const int op = b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_CUSTOM, "Odd"), {0}, {1});
+  b.op(sg, op).custom_options = fbb.GetBuffer();
+  b.subgraph(sg).inputs = {0};
+  b.subgraph(sg).outputs = {1};
+  const std::string path = litelens::testing::write_temp_file("cli_test_not_utf8.tflite", b.finish());
+  const CliRun text = run("layers " + path);
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("\xef\xbf\xbd"), std::string::npos) << text.out;  // U+FFFD
+  const CliRun json = run("layers --json " + path);
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_NO_THROW((void)nlohmann::json::parse(json.out));
 }
 
 }  // namespace

@@ -304,5 +304,51 @@ TEST(layer_test, string_constants_are_skipped_and_reported_not_fatal) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(layer_test, npy_headers_too_long_for_version_1_use_version_2) {
+  // A shape of rank 40,000 spells out a ~80 KB header: its length needs npy format 2.0's u32.
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  const int x = b.add_tensor(sg, "x", {1});
+  const int w = b.add_constant(sg, "w", std::vector<std::int32_t>(40000, 1), tflite::TensorType_FLOAT32,
+                               to_bytes(std::vector<float>{2.5f}));
+  b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_ADD), {x, w}, {b.add_tensor(sg, "y", {1})});
+  const Model m = Model::from_bytes(b.finish());
+  ExportOptions options;
+  options.format = ExportFormat::npz;
+  const auto npz = export_to_memory(m, export_items(layers(m)), options);
+  const std::string text(reinterpret_cast<const char*>(npz.data()), npz.size());
+  const auto at = text.find("\x93NUMPY");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(text[at + 6], '\x02');
+  std::uint32_t length = 0;
+  std::memcpy(&length, text.data() + at + 8, 4);
+  EXPECT_GT(length, 0xffffu);
+  EXPECT_EQ((12 + length) % 64, 0u);  // data 64-byte aligned within the member
+  EXPECT_EQ(text[at + 12 + length - 1], '\n');
+  float value = 0;
+  std::memcpy(&value, text.data() + at + 12 + length, 4);
+  EXPECT_EQ(value, 2.5f);
+}
+
+TEST(layer_test, extra_per_channel_scales_are_ignored_as_the_runtime_does) {
+  // Found by fuzz_layers: open accepts more scales than slices [extra_scales]; dequantizing reads
+  // the first shape[axis] of them instead of refusing.
+  ModelBuilder b;
+  const int sg = b.add_subgraph();
+  b.add_tensor(sg, "input", {1, 2});
+  const int w = b.add_constant(sg, "fc/weights", {2, 2}, tflite::TensorType_INT8, {1, 2, 0xff, 4});
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f, 2.0f, 7.0f, 9.0f, 11.0f};
+  q->quantized_dimension = 0;
+  b.tensor(sg, w).quantization = std::move(q);
+  b.add_tensor(sg, "fc/out", {1, 2});
+  b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_FULLY_CONNECTED), {0, w}, {2});
+  const Model m = Model::from_bytes(b.finish());
+  ASSERT_FALSE(m.warnings().empty());
+  const Layer l = layer(m, 0, 0);
+  const Array real = param_values(m, l, *l.param("weights"), DecodeMode::dequantized);
+  EXPECT_EQ(values_of<float>(real), (std::vector<float>{0.5f, 1.0f, -2.0f, 8.0f}));
+}
+
 }  // namespace
 }  // namespace litelens

@@ -726,6 +726,96 @@ TEST(patch_test, fields_unknown_to_the_schema_are_refused) {
                      PatchError::Kind::unsupported, "field id 10");
 }
 
+// Makes a present field of `table` (a table inside `bytes`) absent by zeroing its vtable slot.
+// The vtable must not be shared with a table that should keep the field.
+void drop_field(std::vector<std::byte>& bytes, const void* table, flatbuffers::voffset_t field) {
+  const auto* vtable = reinterpret_cast<const flatbuffers::Table*>(table)->GetVTable();
+  const auto at = static_cast<std::size_t>(vtable - reinterpret_cast<const std::uint8_t*>(bytes.data())) + field;
+  ASSERT_NE(bytes.at(at), std::byte{0});
+  bytes[at] = bytes[at + 1] = std::byte{0};
+}
+
+TEST(patch_test, union_tags_without_their_table_are_written_back_as_they_were) {
+  // The verifier accepts a union tag whose table is absent and such models open (the CLI
+  // corruption matrix's union_options_without_table, union_custom_without_table). Rewriting them
+  // used to crash: the object API unpacks a null member that the generated Pack dereferences.
+  ModelBuilder b = litelens::testing::conv_model();
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->details.Set(tflite::CustomQuantizationT{});
+  q->details.AsCustomQuantization()->custom = {1, 2, 3};
+  b.tensor(0, 3).quantization = std::move(q);  // the output: the only tensor with quantization details
+  auto sp = std::make_unique<tflite::SparsityParametersT>();
+  sp->traversal_order = {0, 1, 2, 3};
+  for (int d = 0; d < 4; ++d) {
+    auto level = std::make_unique<tflite::DimensionMetadataT>();
+    level->format = tflite::DimensionType_DENSE;
+    level->dense_size = d == 1 ? 8 : 1;
+    if (d == 3) {
+      level->format = tflite::DimensionType_SPARSE_CSR;
+      level->array_segments.Set(tflite::Int32VectorT{});
+      level->array_segments.AsInt32Vector()->values = {0, 1};
+      level->array_indices.Set(tflite::Int32VectorT{});
+      level->array_indices.AsInt32Vector()->values = {0};
+    }
+    sp->dim_metadata.push_back(std::move(level));
+  }
+  b.tensor(0, 0).sparsity = std::move(sp);  // the input: sparsity without data is not checked
+  auto bytes = b.finish();
+  {
+    const auto* root = tflite::GetModel(bytes.data());
+    const auto* sg = root->subgraphs()->Get(0);
+    drop_field(bytes, sg->operators()->Get(0), tflite::Operator::VT_BUILTIN_OPTIONS);
+    drop_field(bytes, sg->tensors()->Get(3)->quantization(), tflite::QuantizationParameters::VT_DETAILS);
+    drop_field(bytes, sg->tensors()->Get(0)->sparsity()->dim_metadata()->Get(3), tflite::DimensionMetadata::VT_ARRAY_SEGMENTS);
+  }
+  const Model in = Model::from_bytes(bytes);
+  ASSERT_EQ(in.subgraph(0).tensor(3).quantization()->scheme, Quantization::Scheme::custom);
+  const std::vector<float> bias{5, 6, 7, 8};
+  const auto out_bytes = patch(bytes, {{update("conv/bias", array_of(DType::float32, {4}, bias))}});
+  const Model out = Model::from_bytes(out_bytes);
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(2).data()), bias);
+  const auto* sg = tflite::GetModel(out_bytes.data())->subgraphs()->Get(0);
+  EXPECT_EQ(sg->operators()->Get(0)->builtin_options_type(), tflite::BuiltinOptions_Conv2DOptions);
+  EXPECT_EQ(sg->operators()->Get(0)->builtin_options(), nullptr);
+  EXPECT_EQ(sg->tensors()->Get(3)->quantization()->details_type(), tflite::QuantizationDetails_CustomQuantization);
+  EXPECT_EQ(sg->tensors()->Get(3)->quantization()->details(), nullptr);
+  EXPECT_EQ(out.subgraph(0).tensor(3).quantization()->scheme, Quantization::Scheme::custom);
+  const auto* level = sg->tensors()->Get(0)->sparsity()->dim_metadata()->Get(3);
+  EXPECT_EQ(level->array_segments_type(), tflite::SparseIndexVector_Int32Vector);
+  EXPECT_EQ(level->array_segments(), nullptr);
+  ASSERT_NE(level->array_indices_as_Int32Vector(), nullptr);
+  EXPECT_EQ(level->array_indices_as_Int32Vector()->values()->size(), 1u);
+}
+
+TEST(patch_test, outside_data_pointing_into_the_flatbuffer_is_moved_after_it) {
+  // A buffer stored by offset may point inside the FlatBuffer (it opens with the warning
+  // buffer_inside_flatbuffer). The rewritten FlatBuffer has other bytes there, so its data goes
+  // after the new FlatBuffer with the others; the self-check used to call this a litelens bug.
+  ModelBuilder b = litelens::testing::conv_model();
+  b.store_outside(1);
+  b.store_outside(2);
+  auto bytes = b.finish();
+  {
+    const auto* bias = tflite::GetModel(bytes.data())->buffers()->Get(2);
+    const auto at = reinterpret_cast<const std::uint8_t*>(reinterpret_cast<const flatbuffers::Table*>(bias)->GetAddressOf(
+                        tflite::Buffer::VT_OFFSET)) -
+                    reinterpret_cast<const std::uint8_t*>(bytes.data());
+    const std::uint64_t inside = 16;
+    std::memcpy(bytes.data() + at, &inside, sizeof inside);
+  }
+  const Model in = Model::from_bytes(bytes);
+  ASSERT_LT(*in.subgraph(0).tensor(2).data_offset(), in.flatbuffer_size());
+  ASSERT_FALSE(in.warnings().empty());
+  const auto fresh = filter_values(3.0f);
+  const auto out_bytes = patch(bytes, {{update("conv/filter", array_of(DType::float32, {4, 3, 3, 3}, fresh))}});
+  const Model out = Model::from_bytes(out_bytes);
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), fresh);
+  EXPECT_TRUE(std::ranges::equal(in.subgraph(0).tensor(2).data(), out.subgraph(0).tensor(2).data()));
+  for (int t : {1, 2}) EXPECT_GE(*out.subgraph(0).tensor(t).data_offset(), out.flatbuffer_size());
+  EXPECT_TRUE(out.warnings().empty());
+  expect_all_constants_aligned(out);
+}
+
 // ---- quantization --------------------------------------------------------------------------------
 
 TEST(patch_test, set_quant_specs) {
@@ -869,6 +959,41 @@ TEST(patch_test, extract_edit_patch_round_trips) {
       EXPECT_TRUE(std::ranges::equal(t.data(), out.subgraph(0).tensor(t.index()).data())) << t.name();
     for (const auto& r : report.tensors) EXPECT_TRUE(r.unchanged) << r.selector << " " << r.conversion;
   }
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, names_that_are_not_utf8_round_trip_through_an_export) {
+  // The manifest is JSON: a byte that is not UTF-8 in a tensor name is written as U+FFFD. The
+  // check that the manifest describes this model used to compare the raw name with that and
+  // refuse the model's own export (the CLI corruption matrix, a random flip in a name).
+  const auto dir = scratch();
+  ModelBuilder b = rich_conv_model();
+  b.tensor(0, 1).name = "conv/fil\xff" "t\xc3" "er";
+  const auto original = b.finish();
+  const Model m = Model::from_bytes(original);
+  for (const ExportFormat format : {ExportFormat::npz, ExportFormat::safetensors}) {
+    ExportOptions eo;
+    eo.format = format;
+    const auto file = dir / (format == ExportFormat::npz ? "w.npz" : "w.safetensors");
+    write_file(file, export_to_memory(m, export_items(layers(m)), eo));
+    const auto updates = updates_from_export(m, file);
+    ASSERT_EQ(updates.size(), 2u);
+    PatchReport report;
+    const Model out = Model::from_bytes(patch_to_memory(m, {updates}, {}, &report));
+    EXPECT_EQ(out.subgraph(0).tensor(1).name(), m.subgraph(0).tensor(1).name());
+    for (const auto& r : report.tensors) EXPECT_TRUE(r.unchanged) << r.selector;
+  }
+  // The check is as precise as the manifest: names that differ only in their stray bytes read
+  // the same; other names do not.
+  ModelBuilder other = rich_conv_model();
+  other.tensor(0, 1).name = "conv/fil\xfe" "t\xc3" "er";
+  const auto other_bytes = other.finish();
+  const Model mo = Model::from_bytes(other_bytes);
+  EXPECT_NO_THROW(updates_from_export(mo, dir / "w.npz"));
+  other.tensor(0, 1).name = "conv/filter";
+  const auto renamed = other.finish();
+  const Model mr = Model::from_bytes(renamed);
+  expect_patch_error([&] { updates_from_export(mr, dir / "w.npz"); }, PatchError::Kind::manifest_mismatch, "another model");
   fs::remove_all(dir);
 }
 

@@ -137,7 +137,9 @@ void print_layers_json(const Model& model, const std::vector<Layer>& found, cons
 
 std::string compact(const Value& v) {
   if (v.is_string()) return v.as_string();
-  return to_json(v).dump();
+  // Strings inside (custom options, composite attributes) may hold bytes that are not UTF-8:
+  // replaced, as print_json does, rather than throwing from dump().
+  return to_json(v).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 void print_layers_text(const Model& model, const std::vector<Layer>& found, const LayersArgs& args) {
