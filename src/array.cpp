@@ -86,6 +86,7 @@ Array dense_stored(const Tensor& t) {
     fresh = true;
   }
   if (sparsity) {
+    if (auto refusal = densify_refusal(t)) throw std::invalid_argument(*refusal);
     const std::size_t width = dtype_info(element).bits / 8;
     std::vector<std::byte> dense = fresh_buffer(n * width);
     densify(*sparsity, t.shape(), bytes, width, dense);
@@ -303,6 +304,23 @@ std::uint64_t Array::size() const noexcept {
   std::uint64_t n = 1;
   for (auto d : shape_) n *= static_cast<std::uint64_t>(d);
   return n;
+}
+
+std::optional<std::string> densify_refusal(const Tensor& t) {
+  if (!t.is_sparse()) return std::nullopt;
+  constexpr std::uint64_t kFloor = std::uint64_t{64} << 20;
+  constexpr std::uint64_t kRatio = 4096;
+  const DType stored = t.dtype();
+  const unsigned bits = is_packed(stored) ? 8 : dtype_info(stored).bits;  // packed types unpack to bytes
+  const std::uint64_t n = t.element_count();
+  const std::uint64_t width = bits / 8;
+  if (width == 0 || n <= kFloor / width) return std::nullopt;
+  const std::uint64_t dense = n * width;  // <= 2^63: open checked the shape product
+  const std::uint64_t stored_bytes = t.data().size();
+  if (dense / kRatio <= stored_bytes) return std::nullopt;
+  return fmt::format("tensor {} '{}': its dense form would take {} bytes from {} stored bytes; refused as a "
+                     "decompression bomb (over 64 MiB and over {}x)",
+                     t.index(), t.name(), dense, stored_bytes, kRatio);
 }
 
 Array decode(const Model& model, const Tensor& tensor, DecodeMode mode) {

@@ -900,16 +900,20 @@ ExportReport write_to(const Model& model, const std::vector<ExportItem>& items, 
   throw std::invalid_argument("export: a folder of .npy files cannot be written to memory");
 }
 
-// Splits off the items whose stored values have no array form: a model with a string lookup
-// table still exports its weights, and the report says what was left out.
+// Splits off the items whose stored values have no array form, or whose dense form decode()
+// refuses to build: a model with a string lookup table still exports its weights, and the
+// report says what was left out.
 std::pair<std::vector<ExportItem>, std::vector<std::pair<std::string, std::string>>> without_non_arrays(
     const Model& model, const std::vector<ExportItem>& items) {
   std::vector<ExportItem> kept;
   std::vector<std::pair<std::string, std::string>> skipped;
   kept.reserve(items.size());
   for (const auto& item : items) {
-    const DType t = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor).dtype();
-    if (!is_known(t))
+    const Tensor stored = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor);
+    const DType t = stored.dtype();
+    if (auto refusal = densify_refusal(stored))
+      skipped.emplace_back(item.key, *refusal);
+    else if (!is_known(t))
       skipped.emplace_back(item.key, fmt::format("{} is a type this version does not know", dtype_name(t)));
     else if (dtype_info(t).bits == 0)  // string, resource, variant
       skipped.emplace_back(item.key, fmt::format("{} values have no array form", dtype_name(t)));

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -71,6 +73,11 @@ enum class DecodeMode {
   /// dequantized. Integer tensors without quantization are returned as `stored`.
   dequantized,
 };
+
+/// Why decode() refuses to densify this sparse tensor, or nullopt when it does not: a dense
+/// form over 64 MiB that is more than 4096 times the stored values (a few hundred bytes can
+/// declare gigabytes of zeros; real sparse weights are a few to a few hundred times denser).
+std::optional<std::string> densify_refusal(const Tensor& tensor);
 
 /// Decodes a constant tensor. Throws std::invalid_argument if the tensor has no data in the
 /// file, or for types that have no numeric decoding (string, resource, variant).

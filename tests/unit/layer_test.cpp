@@ -11,6 +11,7 @@
 #include "litelens/export.h"
 #include "litelens/layer.h"
 #include "model_builder.h"
+#include "model_zoo.h"
 
 namespace litelens {
 namespace {
@@ -348,6 +349,35 @@ TEST(layer_test, extra_per_channel_scales_are_ignored_as_the_runtime_does) {
   const Layer l = layer(m, 0, 0);
   const Array real = param_values(m, l, *l.param("weights"), DecodeMode::dequantized);
   EXPECT_EQ(values_of<float>(real), (std::vector<float>{0.5f, 1.0f, -2.0f, 8.0f}));
+}
+
+TEST(layer_test, sparse_tensors_whose_dense_form_is_a_bomb_are_refused_and_skipped) {
+  // Found by the CLI matrix: a few stored bytes declared a 147 MB dense weight, which diff and
+  // patch then held several times over. Over 64 MiB and over 4096x its stored values, the dense
+  // form is refused; layers, diff and exports carry on without it.
+  ModelBuilder b = litelens::hardening::sparse_model();
+  b.tensor(0, 3).shape = {3, 8'000'000};  // the CSR weight: 12 stored bytes, 96 MB dense
+  b.op(0, 0).inputs = {0, 1, -1};
+  b.add_operator(0, b.add_opcode(tflite::BuiltinOperator_FULLY_CONNECTED), {0, 3, -1}, {2});
+  const Model m = Model::from_bytes(b.finish());
+  const Tensor t = m.subgraph(0).tensor(3);
+  const auto refusal = densify_refusal(t);
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_NE(refusal->find("decompression bomb"), std::string::npos);
+  EXPECT_THROW((void)decode(m, t), std::invalid_argument);
+  EXPECT_FALSE(densify_refusal(m.subgraph(0).tensor(1)).has_value());  // the block-sparse one: small
+  const auto items = export_items(layers(m));
+  ASSERT_EQ(items.size(), 2u);
+  const auto dir = std::filesystem::path(::testing::TempDir()) / ("bomb-export-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  ExportOptions options;
+  options.format = ExportFormat::npz;
+  const ExportReport report = export_arrays(m, items, dir / "p.npz", options);
+  EXPECT_EQ(report.arrays, 1u);
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_EQ(report.skipped[0].first, "sg0.op1.FULLY_CONNECTED/weights");
+  EXPECT_NE(report.skipped[0].second.find("decompression bomb"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
