@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "litelens/decode.h"
@@ -315,7 +316,8 @@ std::optional<std::string> densify_refusal(const Tensor& t) {
   const std::uint64_t n = t.element_count();
   const std::uint64_t width = bits / 8;
   if (width == 0 || n <= kFloor / width) return std::nullopt;
-  const std::uint64_t dense = n * width;  // <= 2^63: open checked the shape product
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  const std::uint64_t dense = n > kMax / width ? kMax : n * width;  // saturates, never wraps
   const std::uint64_t stored_bytes = t.data().size();
   if (dense / kRatio <= stored_bytes) return std::nullopt;
   return fmt::format("tensor {} '{}': its dense form would take {} bytes from {} stored bytes; refused as a "
