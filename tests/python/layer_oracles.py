@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from locations import HERE, REPO, CACHE, MODEL_DIR, FIXTURE_DIR, MODELS, CLI  # noqa: E402
+import cli_runner  # noqa: E402
 from model_builder import (BFLOAT16, BOOL, FLOAT16, FLOAT32, INT2, INT4, NUMPY_OF_TYPE, UINT4,  # noqa: E402
                            ModelBuilder, conv_options, pack_int2, pack_int4)
 
@@ -37,18 +38,9 @@ from model_builder import (BFLOAT16, BOOL, FLOAT16, FLOAT32, INT2, INT4, NUMPY_O
 # The CLI
 
 
-def require_cli() -> str:
-    if not os.path.isfile(CLI):
-        pytest.fail(f"litelens CLI not found at {CLI} (run `make build`, or set LITELENS_CLI)")
-    return CLI
-
-
 def cli(*args, ok: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs litelens; with ok=True a non-zero exit fails the test."""
-    p = subprocess.run([require_cli(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
-    if ok and p.returncode != 0:
-        pytest.fail(f"`litelens {' '.join(map(str, args))}` exited {p.returncode}:\n{p.stderr[-3000:]}")
-    return p
+    """Runs litelens (text output); with ok=True a non-zero exit fails the test."""
+    return cli_runner.run_cli(*args, ok=ok, timeout=timeout, text=True)
 
 
 def layers_json(model, *args) -> list[dict]:

@@ -43,6 +43,8 @@ LiteRT notes (ai-edge-litert 2.3.0, checked on the MediaPipe models):
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import os
@@ -797,3 +799,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- cached per path: the suites ask for the same model's dumps from many tests ------------------
+
+@functools.lru_cache(maxsize=None)
+def file_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@functools.lru_cache(maxsize=None)
+def tflite_pkg_cached(path: str) -> dict:
+    return tflite_pkg_dump(path, file_bytes(path))
+
+
+@functools.lru_cache(maxsize=None)
+def litert_cached(path: str) -> dict:
+    return litert_dump(path)

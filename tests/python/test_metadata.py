@@ -23,6 +23,7 @@ import zipfile
 import pytest
 
 from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI  # noqa: E402
+import cli_runner  # noqa: E402
 
 # The three smallest models carry the appended-archive checks (the archive code does not care
 # what the model holds).
@@ -37,12 +38,7 @@ def _ids(paths):
 
 
 def _cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    if not os.path.isfile(CLI):
-        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
-    p = subprocess.run([CLI, *args], capture_output=True, timeout=300)
-    if ok and p.returncode != 0:
-        pytest.fail(f"`litelens {' '.join(args)}` exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
-    return p
+    return cli_runner.run_cli(*args, ok=ok)
 
 
 def _json(*args: str) -> dict:

@@ -29,7 +29,6 @@ DEQUANTIZE nodes and their outputs hold unrelated bytes, so those models use the
 """
 from __future__ import annotations
 
-import functools
 import glob
 import os
 import sys
@@ -68,22 +67,6 @@ def synthetic_path(tmp_path_factory) -> str:
 
 def _resolve(path: str, request) -> str:
     return request.getfixturevalue("synthetic_path") if path == SYNTHETIC else path
-
-
-@functools.lru_cache(maxsize=None)
-def _file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-@functools.lru_cache(maxsize=None)
-def _pkg(path: str) -> dict:
-    return oracles.tflite_pkg_dump(path, _file(path))
-
-
-@functools.lru_cache(maxsize=None)
-def _litert(path: str) -> dict:
-    return oracles.litert_dump(path)
 
 
 def _fail_diffs(errs: list[str], what: str):
@@ -198,7 +181,7 @@ def test_model_cache_not_empty():
 @pytest.mark.parametrize("path", TABLE_MODELS, ids=TABLE_IDS)
 def test_tables_match_oracles(path, request):
     path = _resolve(path, request)
-    lit = _litert(path)
+    lit = oracles.litert_cached(path)
     assert lit.get("subgraphs") is not None, f"LiteRT could not parse the model: {lit.get('error')}"
     if os.path.basename(path).startswith("lstm_"):
         # The interpreter adds the fused LSTM kernel's scratch tensors to the subgraph when it
@@ -206,10 +189,10 @@ def test_tables_match_oracles(path, request):
         # describe the file: compare with the tflite package alone (values: next test).
         lit = None
     with litelens.open(path) as model:
-        _fail_diffs(oracles.compare_tensors(tensors_doc(model), _pkg(path), lit, _file(path)), "tensors")
-        _fail_diffs(oracles.compare_ops(ops_doc(model), _pkg(path), lit), "operators")
-        assert len(model.signatures) == len(_pkg(path)["signature_defs"])
-        assert sorted(model.metadata) == sorted({m["name"] for m in _pkg(path)["metadata"]})
+        _fail_diffs(oracles.compare_tensors(tensors_doc(model), oracles.tflite_pkg_cached(path), lit, oracles.file_bytes(path)), "tensors")
+        _fail_diffs(oracles.compare_ops(ops_doc(model), oracles.tflite_pkg_cached(path), lit), "operators")
+        assert len(model.signatures) == len(oracles.tflite_pkg_cached(path)["signature_defs"])
+        assert sorted(model.metadata) == sorted({m["name"] for m in oracles.tflite_pkg_cached(path)["metadata"]})
 
 
 @pytest.mark.parametrize("path", TABLE_MODELS, ids=TABLE_IDS)
@@ -218,7 +201,7 @@ def test_constants_match_interpreter(path, request):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     path = _resolve(path, request)
-    pkg = _pkg(path)
+    pkg = oracles.tflite_pkg_cached(path)
 
     it = Interpreter(model_path=path,
                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
@@ -236,7 +219,7 @@ def test_constants_match_interpreter(path, request):
                     with pytest.raises(ValueError):
                         it._get_tensor_details(t.index, sg.index)
                     pt = pkg["subgraphs"][sg.index]["tensors"][t.index]
-                    raw = _file(path)[pt["data_offset"]: pt["data_offset"] + pt["nbytes"]]
+                    raw = oracles.file_bytes(path)[pt["data_offset"]: pt["data_offset"] + pt["nbytes"]]
                     assert_same(t.numpy(), np.frombuffer(raw, np.uint16).reshape(t.shape), where)
                     constants += 1
                     continue
@@ -306,7 +289,7 @@ RUN_MODELS = [p for p in MODELS if "hand_recrop" not in p]  # hand_recrop has no
 
 @pytest.mark.parametrize("path", RUN_MODELS, ids=[os.path.basename(p)[: -len(".tflite")] for p in RUN_MODELS])
 def test_decoded_params_match_runtime(path):
-    summary = oracles.summarize(_pkg(path))
+    summary = oracles.summarize(oracles.tflite_pkg_cached(path))
     assert summary["is_fp16"] or summary["sparse_tensors"], "model has no fp16 or sparse constants"
     it, error = _runtime(path)
     with litelens.open(path) as model:
@@ -328,8 +311,8 @@ def test_decoded_params_match_runtime(path):
         # XNNPACK runs some of them, but then DEQUANTIZE outputs are never materialized):
         # decode the bytes the tflite package locates, with NumPy.
         assert "unresolved custom op" in error, f"the interpreter failed: {error}"
-        pkg_tensors = _pkg(path)["subgraphs"]
-        data = _file(path)
+        pkg_tensors = oracles.tflite_pkg_cached(path)["subgraphs"]
+        data = oracles.file_bytes(path)
 
         def from_pkg(sg: int, index: int) -> np.ndarray:
             t = pkg_tensors[sg]["tensors"][index]

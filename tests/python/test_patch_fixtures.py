@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from locations import CLI, FIXTURE_DIR  # noqa: E402
+from locations import FIXTURE_DIR  # noqa: E402
+import cli_runner  # noqa: E402
 
 FIXTURES = sorted(glob.glob(os.path.join(FIXTURE_DIR, "*.tflite")))
 FLOAT = os.path.join(FIXTURE_DIR, "convnet_float32.tflite")
@@ -28,12 +29,7 @@ VARIANTS = ["fp16", "dynamic", "int8", "int16x8"]
 
 
 def run_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    if not os.path.isfile(CLI):
-        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
-    p = subprocess.run([CLI, *args], capture_output=True, timeout=300)
-    if ok and p.returncode != 0:
-        pytest.fail(f"`litelens {' '.join(args)}` exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
-    return p
+    return cli_runner.run_cli(*args, ok=ok)
 
 
 def _ids(paths):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from locations import CLI  # noqa: E402
+import cli_runner  # noqa: E402
 from model_builder import FLOAT32, ModelBuilder  # noqa: E402
 
 W1 = (np.arange(32, dtype=np.float32).reshape(8, 4) - 16) / 10
@@ -30,12 +30,7 @@ X = np.array([[0.3, -1.2, 2.5, 0.7]], dtype=np.float32)
 
 
 def run_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    if not os.path.isfile(CLI):
-        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
-    p = subprocess.run([CLI, *args], capture_output=True, timeout=300)
-    if ok and p.returncode != 0:
-        pytest.fail(f"`litelens {' '.join(args)}` exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
-    return p
+    return cli_runner.run_cli(*args, ok=ok)
 
 
 def build_mlp(outside: bool = False) -> bytes:

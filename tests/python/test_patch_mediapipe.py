@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from locations import CLI, MODEL_DIR, MODELS  # noqa: E402
+from locations import MODEL_DIR, MODELS  # noqa: E402
+import cli_runner  # noqa: E402
 
 FP16_MODEL = os.path.join(MODEL_DIR, "face_detection_short_range.tflite")
 SPARSE_MODEL = os.path.join(MODEL_DIR, "face_detection_full_range_sparse.tflite")
@@ -30,12 +31,7 @@ def _ids(paths):
 
 
 def run_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    if not os.path.isfile(CLI):
-        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
-    p = subprocess.run([CLI, *args], capture_output=True, timeout=600)
-    if ok and p.returncode != 0:
-        pytest.fail(f"`litelens {' '.join(args)}` exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
-    return p
+    return cli_runner.run_cli(*args, ok=ok, timeout=600)
 
 
 def interpreter(path: str):

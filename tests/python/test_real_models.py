@@ -14,17 +14,16 @@ Comparison rules and LiteRT quirks are documented in oracles.py.
 from __future__ import annotations
 
 import copy
-import functools
 import glob
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI  # noqa: E402
+import cli_runner  # noqa: E402
 sys.path.insert(0, HERE)
 
 import oracles  # noqa: E402
@@ -39,29 +38,8 @@ def _ids(paths):
 
 # ---------------------------------------------------------------- helpers
 
-@functools.lru_cache(maxsize=None)
-def _file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-@functools.lru_cache(maxsize=None)
-def _pkg(path: str) -> dict:
-    return oracles.tflite_pkg_dump(path, _file(path))
-
-
-@functools.lru_cache(maxsize=None)
-def _litert(path: str) -> dict:
-    return oracles.litert_dump(path)
-
-
 def _run_cli(cmd: str, model: str) -> dict:
-    if not os.path.isfile(CLI):
-        pytest.fail(f"litelens CLI not found at {CLI} (build it, or set LITELENS_CLI)")
-    p = subprocess.run([CLI, cmd, model, "--json"], capture_output=True, timeout=300)
-    if p.returncode != 0:
-        pytest.fail(f"`litelens {cmd} {model} --json` exited {p.returncode}: "
-                    f"{p.stderr.decode(errors='replace')[-2000:]}")
+    p = cli_runner.run_cli(cmd, model, "--json")
     try:
         return json.loads(p.stdout)
     except ValueError as e:
@@ -76,7 +54,7 @@ def _assert_no_diffs(errs: list[str], what: str):
 
 
 def _litert_for_compare(path: str) -> dict | None:
-    lit = _litert(path)
+    lit = oracles.litert_cached(path)
     # Even when allocate_tensors() failed (unresolved custom op), the
     # pre-allocation data is the real InterpreterBuilder's view of the file.
     return lit if lit.get("subgraphs") is not None else None
@@ -93,11 +71,11 @@ def test_model_cache_not_empty():
 def test_oracles_agree(model):
     """Positive control without the CLI: the document a correct litelens
     would print (built from the tflite package) agrees with LiteRT."""
-    pkg = _pkg(model)
-    lit = _litert(model)
+    pkg = oracles.tflite_pkg_cached(model)
+    lit = oracles.litert_cached(model)
     assert lit.get("subgraphs") is not None, f"LiteRT could not even parse the model: {lit.get('error')}"
     tens, ops = oracles.contract_from_pkg(pkg)
-    _assert_no_diffs(oracles.compare_tensors(tens, pkg, lit, _file(model)), "tflite-pkg vs litert tensors")
+    _assert_no_diffs(oracles.compare_tensors(tens, pkg, lit, oracles.file_bytes(model)), "tflite-pkg vs litert tensors")
     _assert_no_diffs(oracles.compare_ops(ops, pkg, lit), "tflite-pkg vs litert ops")
     assert lit.get("constants_changed_after_allocate", []) == []
 
@@ -105,14 +83,14 @@ def test_oracles_agree(model):
 @pytest.mark.parametrize("model", MODELS, ids=_ids(MODELS))
 def test_tensors_match_oracles(model):
     ours = _run_cli("tensors", model)
-    _assert_no_diffs(oracles.compare_tensors(ours, _pkg(model), _litert_for_compare(model), _file(model)),
+    _assert_no_diffs(oracles.compare_tensors(ours, oracles.tflite_pkg_cached(model), _litert_for_compare(model), oracles.file_bytes(model)),
                      f"litelens tensors {os.path.basename(model)}")
 
 
 @pytest.mark.parametrize("model", MODELS, ids=_ids(MODELS))
 def test_ops_match_oracles(model):
     ours = _run_cli("ops", model)
-    _assert_no_diffs(oracles.compare_ops(ours, _pkg(model), _litert_for_compare(model)),
+    _assert_no_diffs(oracles.compare_ops(ours, oracles.tflite_pkg_cached(model), _litert_for_compare(model)),
                      f"litelens ops {os.path.basename(model)}")
 
 
@@ -208,8 +186,8 @@ def synthetic_model(tmp_path_factory) -> str:
 
 
 def test_synthetic_oracles_agree(synthetic_model):
-    pkg = _pkg(synthetic_model)
-    lit = _litert(synthetic_model)
+    pkg = oracles.tflite_pkg_cached(synthetic_model)
+    lit = oracles.litert_cached(synthetic_model)
     s = oracles.summarize(pkg)
     assert s["tensor_counts"] == [19, 6] and s["op_counts"] == [7, 2]
     codes = pkg["operator_codes"]
@@ -226,19 +204,19 @@ def test_synthetic_oracles_agree(synthetic_model):
     assert lt[9].get("data") == "string"
     assert lit["subgraphs"][1]["operators"] is None  # no node API for subgraph 1
     tens, ops = oracles.contract_from_pkg(pkg)
-    _assert_no_diffs(oracles.compare_tensors(tens, pkg, lit, _file(synthetic_model)), "synthetic tensors")
+    _assert_no_diffs(oracles.compare_tensors(tens, pkg, lit, oracles.file_bytes(synthetic_model)), "synthetic tensors")
     _assert_no_diffs(oracles.compare_ops(ops, pkg, lit), "synthetic ops")
 
 
 def test_synthetic_tensors_match_oracles(synthetic_model):
     ours = _run_cli("tensors", synthetic_model)
-    _assert_no_diffs(oracles.compare_tensors(ours, _pkg(synthetic_model), _litert(synthetic_model),
-                                             _file(synthetic_model)), "litelens tensors synthetic")
+    _assert_no_diffs(oracles.compare_tensors(ours, oracles.tflite_pkg_cached(synthetic_model), oracles.litert_cached(synthetic_model),
+                                             oracles.file_bytes(synthetic_model)), "litelens tensors synthetic")
 
 
 def test_synthetic_ops_match_oracles(synthetic_model):
     ours = _run_cli("ops", synthetic_model)
-    _assert_no_diffs(oracles.compare_ops(ours, _pkg(synthetic_model), _litert(synthetic_model)),
+    _assert_no_diffs(oracles.compare_ops(ours, oracles.tflite_pkg_cached(synthetic_model), oracles.litert_cached(synthetic_model)),
                      "litelens ops synthetic")
 
 
@@ -306,24 +284,24 @@ OP_MUTATIONS = {
 
 @pytest.mark.parametrize("mutation", sorted(TENSOR_MUTATIONS))
 def test_tensor_mutation_detected(synthetic_model, mutation):
-    pkg = _pkg(synthetic_model)
+    pkg = oracles.tflite_pkg_cached(synthetic_model)
     good, _ = oracles.contract_from_pkg(pkg)
     bad = copy.deepcopy(good)
     TENSOR_MUTATIONS[mutation](bad)
     assert bad != good
-    assert oracles.compare_tensors(bad, pkg, _litert(synthetic_model), _file(synthetic_model)), \
+    assert oracles.compare_tensors(bad, pkg, oracles.litert_cached(synthetic_model), oracles.file_bytes(synthetic_model)), \
         f"mutation {mutation!r} was not detected"
     # and each oracle on its own catches it too (except where only one can)
-    assert oracles.compare_tensors(bad, pkg, None, _file(synthetic_model))
+    assert oracles.compare_tensors(bad, pkg, None, oracles.file_bytes(synthetic_model))
 
 
 def test_constant_bytes_mutation_detected(synthetic_model, tmp_path):
     """Same JSON, but the file's constant bytes changed: the hash check fails
     against both oracles."""
-    pkg = _pkg(synthetic_model)
-    lit = _litert(synthetic_model)
+    pkg = oracles.tflite_pkg_cached(synthetic_model)
+    lit = oracles.litert_cached(synthetic_model)
     good, _ = oracles.contract_from_pkg(pkg)
-    data = bytearray(_file(synthetic_model))
+    data = bytearray(oracles.file_bytes(synthetic_model))
     w = _t(good, "fc/weights")
     data[w["data_offset"]] ^= 0x01
     errs = oracles.compare_tensors(good, pkg, lit, bytes(data))
@@ -332,7 +310,7 @@ def test_constant_bytes_mutation_detected(synthetic_model, tmp_path):
     # litert-only: unpacked int4 comparison
     pkg2 = copy.deepcopy(pkg)
     t4 = pkg2["subgraphs"][0]["tensors"][10]
-    data = bytearray(_file(synthetic_model))
+    data = bytearray(oracles.file_bytes(synthetic_model))
     data[t4["data_offset"]] ^= 0x10
     t4["sha256"] = oracles.sha256(bytes(data[t4["data_offset"]:t4["data_offset"] + t4["nbytes"]]))
     errs = oracles.compare_tensors(good, pkg2, lit, bytes(data))
@@ -341,25 +319,25 @@ def test_constant_bytes_mutation_detected(synthetic_model, tmp_path):
 
 @pytest.mark.parametrize("mutation", sorted(OP_MUTATIONS))
 def test_op_mutation_detected(synthetic_model, mutation):
-    pkg = _pkg(synthetic_model)
+    pkg = oracles.tflite_pkg_cached(synthetic_model)
     _, good = oracles.contract_from_pkg(pkg)
     bad = copy.deepcopy(good)
     OP_MUTATIONS[mutation](bad)
     assert bad != good
-    assert oracles.compare_ops(bad, pkg, _litert(synthetic_model)), f"mutation {mutation!r} was not detected"
+    assert oracles.compare_ops(bad, pkg, oracles.litert_cached(synthetic_model)), f"mutation {mutation!r} was not detected"
 
 
 def test_litert_side_detects_on_its_own(synthetic_model):
     """Mutate the tflite-package oracle together with our JSON, so only the
     LiteRT comparison can notice."""
-    pkg = copy.deepcopy(_pkg(synthetic_model))
-    lit = _litert(synthetic_model)
+    pkg = copy.deepcopy(oracles.tflite_pkg_cached(synthetic_model))
+    lit = oracles.litert_cached(synthetic_model)
     for t in (pkg["subgraphs"][0]["tensors"][2],):
         t["name"] = "renamed"
         t["quantization"]["scale"][0] = _ulp_up(t["quantization"]["scale"][0])
     pkg["subgraphs"][0]["operators"][1]["inputs"] = [1, 2, 2]
     tens, ops = oracles.contract_from_pkg(pkg)
-    errs = oracles.compare_tensors(tens, pkg, lit, _file(synthetic_model))
+    errs = oracles.compare_tensors(tens, pkg, lit, oracles.file_bytes(synthetic_model))
     assert any("litert=" in e and "name" in e for e in errs), errs
     assert any("litert=" in e and "quantization" in e for e in errs), errs
     errs = oracles.compare_ops(ops, pkg, lit)
@@ -370,7 +348,7 @@ def test_litert_side_detects_on_its_own(synthetic_model):
 def test_real_model_mutation_detected():
     """A mutated copy of a correct document for a real model is caught."""
     model = min(MODELS, key=os.path.getsize)
-    pkg = _pkg(model)
+    pkg = oracles.tflite_pkg_cached(model)
     good_t, good_o = oracles.contract_from_pkg(pkg)
     const = next(t for t in good_t["subgraphs"][0]["tensors"] if t["is_constant"])
     for mutate in (lambda d: d["subgraphs"][0]["tensors"][0]["shape"].append(1),
@@ -378,7 +356,7 @@ def test_real_model_mutation_detected():
                    lambda d: _t(d, const["name"]).update(dtype="float64")):
         bad = copy.deepcopy(good_t)
         mutate(bad)
-        assert oracles.compare_tensors(bad, pkg, _litert(model), _file(model))
+        assert oracles.compare_tensors(bad, pkg, oracles.litert_cached(model), oracles.file_bytes(model))
     bad = copy.deepcopy(good_o)
     bad["subgraphs"][0]["operators"][0]["op"] = "NOT_AN_OP"
-    assert oracles.compare_ops(bad, pkg, _litert(model))
+    assert oracles.compare_ops(bad, pkg, oracles.litert_cached(model))

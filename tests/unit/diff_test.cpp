@@ -7,19 +7,14 @@
 #include "litelens/diff.h"
 #include "litelens/patch.h"
 #include "model_builder.h"
+#include "test_arrays.h"
 
 namespace {
 
 using namespace litelens;
+using litelens::testing::array_of;
 using litelens::testing::ModelBuilder;
 using litelens::testing::to_bytes;
-
-template <class T>
-Array array_of(DType dtype, std::vector<std::int64_t> shape, const std::vector<T>& values) {
-  std::vector<std::byte> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
-  return Array::own(dtype, std::move(shape), std::move(bytes));
-}
 
 const std::vector<float> kWeights = {0.5f, -0.25f, 1.0f, 0.75f, -1.0f, 0.125f, 0.3f, -0.6f};
 

@@ -18,20 +18,15 @@
 #include "litelens/metadata.h"
 #include "litelens/patch.h"
 #include "model_builder.h"
+#include "test_arrays.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace litelens;
+using litelens::testing::array_of;
 using litelens::testing::ModelBuilder;
 using litelens::testing::to_bytes;
-
-template <class T>
-Array array_of(DType dtype, std::vector<std::int64_t> shape, const std::vector<T>& values) {
-  std::vector<std::byte> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
-  return Array::own(dtype, std::move(shape), std::move(bytes));
-}
 
 template <class T>
 std::vector<T> values_of(std::span<const std::byte> bytes) {
