@@ -40,7 +40,7 @@ demo: build models
 	@echo "== $(notdir $(DEMO_MODEL)): every CONV_2D layer's weights and biases (shape, dtype, layout, first values)"
 	$(CLI) layers $(DEMO_MODEL) --op CONV_2D --count 6
 
-test-cpp: build
+test-cpp: build models
 	ctest --test-dir $(BUILD) --output-on-failure -j2
 
 test-python: build models fixtures

@@ -334,7 +334,10 @@ def test_decoded_params_match_runtime(path):
 CONVNETS = [p for p in FIXTURES if os.path.basename(p).startswith("convnet_")]
 
 
-@pytest.mark.skipif(not CONVNETS, reason=f"no converter fixtures in {FIXTURE_DIR} (make fixtures)")
+def test_converter_fixtures_present():
+    assert CONVNETS, f"no converter fixtures in {FIXTURE_DIR}: run make fixtures (make test does)"
+
+
 @pytest.mark.parametrize("path", CONVNETS, ids=[os.path.basename(p)[: -len(".tflite")] for p in CONVNETS])
 def test_conv2d_params_against_keras_weights(path):
     """conv2d_params on converter output equals the Keras layer's own weights: exactly for

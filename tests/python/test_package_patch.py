@@ -428,8 +428,7 @@ def test_in_place(conv_model, tmp_path):
 
 def test_real_mediapipe_model(tmp_path):
     path = os.path.join(MODEL_DIR, "face_detection_short_range.tflite")
-    if not os.path.isfile(path):
-        pytest.skip(f"{path} missing: run scripts/fetch-models.sh")
+    assert os.path.isfile(path), f"{path} missing: run scripts/fetch-models.sh (make test does)"
     model = litelens.open(path)
     conv = model.layers(op="CONV_2D")[0]
     f = conv.params["filter"]

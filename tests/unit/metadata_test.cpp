@@ -1208,7 +1208,7 @@ TEST(metadata_real_models, every_metadata_entry_decodes) {
   if (fs::is_directory(dir))
     for (const auto& e : fs::directory_iterator(dir))
       if (e.path().extension() == ".tflite") paths.push_back(e.path());
-  if (paths.empty()) GTEST_SKIP() << "no models in " << dir << " (run scripts/fetch-models.sh)";
+  ASSERT_FALSE(paths.empty()) << "no models in " << dir << " (run scripts/fetch-models.sh; make test does)";
   std::sort(paths.begin(), paths.end());
 
   int with_entries = 0, with_tflite_metadata = 0, with_archive = 0;
