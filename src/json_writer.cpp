@@ -1,5 +1,7 @@
 #include "json_writer.h"
 
+#include <fmt/format.h>
+
 namespace litelens::detail {
 
 namespace {

@@ -6,8 +6,8 @@
 // once, how library values look in JSON for both.
 #pragma once
 
-#include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -55,7 +55,7 @@ class JsonWriter {
   void value(T v) {
     separate();
     char text[24];
-    out_.append(text, static_cast<std::size_t>(fmt::format_to(text, "{}", v) - text));
+    out_.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
   }
   template <std::floating_point T>
   void value(T v) {
@@ -104,14 +104,15 @@ class JsonWriter {
 
   // The shortest text that reads back as the same double (a float32 scale widened to double is
   // exact, so every reader gets the stored value), with a fraction or exponent so that readers
-  // keep it a float. JSON has no NaN or infinity: null.
+  // keep it a float. JSON has no NaN or infinity: null. std::to_chars rather than {fmt}: a
+  // manifest holds tens of thousands of scales, and it is about twice as fast per number.
   void number(double v) {
     if (!std::isfinite(v)) {
       out_ += "null";
       return;
     }
     char text[40];  // the shortest round-trip form of a double is at most 24 characters
-    char* end = fmt::format_to(text, "{}", v);
+    char* end = std::to_chars(text, text + sizeof text, v).ptr;
     out_.append(text, static_cast<std::size_t>(end - text));
     if (std::string_view(text, static_cast<std::size_t>(end - text)).find_first_of(".eE") == std::string_view::npos)
       out_ += ".0";
