@@ -15,18 +15,17 @@
 namespace litelens {
 
 namespace detail {
-void advise_huge_pages(std::byte* p, std::size_t n) noexcept;  // model.cpp
+void prepare_fresh_pages(std::byte* p, std::size_t n) noexcept;  // model.cpp
 }
 
 namespace {
 
-// A zeroed buffer for decoded values. Large ones are advised to use huge pages before their
-// first touch: a page fault per 4 KiB otherwise costs more than decoding (the first widening of
-// pose_landmark_heavy's 116 fp16 filters, 52 MB of float32: 60-70 ms, 10-15 ms with this).
+// A zeroed buffer for decoded values, its pages mapped before the first touch: a page fault per
+// 4 KiB otherwise costs more than decoding (see prepare_fresh_pages).
 std::vector<std::byte> fresh_buffer(std::size_t n) {
   std::vector<std::byte> v;
   v.reserve(n);
-  detail::advise_huge_pages(v.data(), n);
+  detail::prepare_fresh_pages(v.data(), n);
   v.resize(n);
   return v;
 }
