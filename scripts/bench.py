@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """`make bench`: litelens against what users would otherwise run, on the same machine, in one run.
 
-Prints one table (rows: scenario x model; columns: litelens CLI, litelens Python, the LiteRT
-interpreter recipe, the `tflite` package, `flatc --json`, `cp`), then where the Python tools
-spend their time, the cost of `.numpy()`, the decode micro-benchmarks, and the targets of
+Prints one table (rows: scenario x model; columns: litelens CLI, litelens Python, a C++ program on
+the litelens library (bench/api_peer.cpp), the LiteRT interpreter recipe, the `tflite` package,
+`flatc --json`, `cp`), then where the in-process tools spend their time, the cost of `.numpy()`, the decode micro-benchmarks, and the targets of
 issue 6 with the measured figures. Results also go to BUILD/bench-results.{md,json}.
 
 Every measurement is a fresh process, timed from outside (wall clock, median of the runs) with
@@ -35,7 +35,7 @@ PEERS = os.path.join(ROOT, "bench", "peers.py")
 SCHEMA = os.path.join(ROOT, "schema", "tflite.fbs")
 PY = sys.executable
 
-TOOLS = ["litelens CLI", "litelens Python", "interpreter", "tflite pkg", "flatc", "cp"]
+TOOLS = ["litelens CLI", "litelens Python", "litelens C++", "interpreter", "tflite pkg", "flatc", "cp"]
 
 
 def log(msg: str) -> None:
@@ -51,7 +51,7 @@ class Cell:
     wall: list = field(default_factory=list)      # seconds per run
     rss: list = field(default_factory=list)       # peak RSS bytes per run
     cpu: list = field(default_factory=list)       # user + system CPU seconds per run
-    work: list = field(default_factory=list)      # in-process work seconds (Python tools)
+    work: list = field(default_factory=list)      # in-process work seconds (Python tools, C++ program)
     imports: list = field(default_factory=list)   # in-process import seconds (Python tools)
     info: dict = field(default_factory=dict)
     error: str | None = None
@@ -120,7 +120,8 @@ def run_once(cell: Cell, cmds: list[list[str]], python: bool) -> bool:
                 if line.startswith("{"):
                     d = json.loads(line)
                     cell.work.append(d.pop("work_s"))
-                    cell.imports.append(d.pop("import_s"))
+                    if "import_s" in d:
+                        cell.imports.append(d.pop("import_s"))
                     cell.info = d
     cell.wall.append(wall)
     cell.cpu.append(cpu)
@@ -316,6 +317,10 @@ class Bench:
         MEASURE = launcher if os.path.exists(launcher) else None
         if not MEASURE:
             log(f"{launcher} is missing: peak RSS values include this script's own RSS")
+        self.api = os.path.join(self.build, "bench", "litelens_bench_api")
+        self.have_api = os.path.exists(self.api)
+        if not self.have_api:
+            log(f"{self.api} is missing (build with -DLITELENS_BUILD_BENCH=ON): no litelens C++ column")
         self.have_py = python_package_works()
         self.have_interp = importlib.util.find_spec("ai_edge_litert") is not None
         self.have_tflite = importlib.util.find_spec("tflite") is not None
@@ -349,28 +354,52 @@ class Bench:
                                          prepare=self.cleaner(out))}
         if self.have_py:
             cells["litelens Python"] = self.peer("litelens", "conv", model, a.runs, a.budget)
+        if self.have_api:
+            cells["litelens C++"] = measure([[self.api, "conv", model]], a.runs, a.budget, python=True)
         if self.have_interp:
             cells["interpreter"] = self.peer("interpreter", "conv", model, a.runs, a.budget)
-            cells["interpreter"].note = self.conv_check(model)
+        self.conv_check(model, cells)
         if self.have_tflite:
             cells["tflite pkg"] = self.peer("tflite", "conv", model, a.runs, a.budget)
         self.rows.append(("(a) CONV_2D filters+biases", label, cells))
 
-    def conv_check(self, model: str) -> str:
-        """What the interpreter recipe returned, against the values stored in the file (read with
-        the litelens Python package when installed, else skipped)."""
+    def conv_check(self, model: str, cells: dict) -> None:
+        """Checks the (a) results against the litelens Python package's arrays (skipped when it
+        is not installed): the C++ program's CRC-32 of its arrays, and what the interpreter
+        recipe returned. Each finding becomes its cell's note."""
         if not self.have_py:
-            return ""
+            return
+        import zlib
+
         import numpy as np
 
-        mine, theirs = os.path.join(self.shm, "mine.npz"), os.path.join(self.shm, "theirs.npz")
-        for tool, path in (("litelens", mine), ("interpreter", theirs)):
-            r = subprocess.run([PY, PEERS, tool, "conv", model, "--check", path], capture_output=True, text=True)
-            if r.returncode != 0:
-                return ""
+        mine = os.path.join(self.shm, "mine.npz")
+        r = subprocess.run([PY, PEERS, "litelens", "conv", model, "--check", mine], capture_output=True, text=True)
+        if r.returncode != 0:
+            return
+        ref = np.load(mine)
+        if "litelens C++" in cells:
+            crc = 0
+            for key in sorted(ref.files, key=lambda k: (int(k.split("/")[0]), k.split("/")[1] != "filter")):
+                crc = zlib.crc32(np.ascontiguousarray(ref[key]).tobytes(), crc)
+            r = subprocess.run([self.api, "conv", model, "--crc"], capture_output=True, text=True)
+            got = json.loads(r.stdout).get("crc32") if r.returncode == 0 else None
+            cells["litelens C++"].note = "[same arrays as Python]" if got == crc else "[ARRAYS DIFFER from Python]"
+            self.extra.setdefault("api_conv_check", {})[os.path.basename(model)] = {"crc32": got, "expected": crc}
+        if "interpreter" in cells:
+            cells["interpreter"].note = self.interpreter_conv_check(model, ref)
+
+    def interpreter_conv_check(self, model: str, ref) -> str:
+        """What the interpreter recipe returned, against the values stored in the file."""
+        import numpy as np
+
+        theirs = os.path.join(self.shm, "theirs.npz")
+        r = subprocess.run([PY, PEERS, "interpreter", "conv", model, "--check", theirs], capture_output=True, text=True)
+        if r.returncode != 0:
+            return ""
         with open(theirs + ".json") as f:
             errors = json.load(f)["errors"]
-        ref, got = np.load(mine), np.load(theirs)
+        got = np.load(theirs)
         filters = [k for k in ref.files if k.endswith("/filter")]
         wrong = zeros = 0
         for k in filters:
@@ -399,6 +428,8 @@ class Bench:
                                          a.runs, a.budget)}
         if self.have_py:
             cells["litelens Python"] = self.peer("litelens", "inspect", model, a.runs, a.budget)
+        if self.have_api:
+            cells["litelens C++"] = measure([[self.api, "inspect", model]], a.runs, a.budget, python=True)
         if self.have_interp:
             cells["interpreter"] = self.peer("interpreter", "inspect", model, a.runs, a.budget)
             cells["interpreter"].note = "[no op options]"
@@ -435,6 +466,8 @@ class Bench:
         cells = {"litelens CLI": measure([[self.cli, "layers", model, "--no-values"]], a.runs, a.budget)}
         if self.have_py:
             cells["litelens Python"] = self.peer("litelens", "list", model, a.runs, a.budget)
+        if self.have_api:
+            cells["litelens C++"] = measure([[self.api, "list", model]], a.runs, a.budget, python=True)
         if self.have_interp and not a.quick:
             cells["interpreter"] = self.peer("interpreter", "list", model, a.runs, a.budget)
         if self.have_tflite and not a.quick:
@@ -585,24 +618,26 @@ def report(bench: Bench, env: dict) -> tuple[str, dict]:
                  "the target.\n")
     parts.append(markdown_table(headers, rows))
 
-    # Where the Python tools' time goes.
+    # Where the in-process tools' time goes.
     prow = []
+    in_process = ("litelens Python", "litelens C++", "interpreter", "tflite pkg")
     for scenario, label, cells in bench.rows:
         line = [scenario, label]
-        any_py = False
-        for t in ("litelens Python", "interpreter", "tflite pkg"):
+        any_work = False
+        for t in in_process:
             c = cells.get(t)
             if c and c.work and not c.error:
-                any_py = True
-                line.append(f"{fmt_time(statistics.median(c.imports))} + {fmt_time(statistics.median(c.work))}")
+                any_work = True
+                work = fmt_time(statistics.median(c.work))
+                line.append(f"{fmt_time(statistics.median(c.imports))} + {work}" if c.imports else work)
             else:
                 line.append("-")
-        if any_py:
+        if any_work:
             prow.append(line)
     if prow:
-        parts.append("\nInside the Python processes: import time + work time (medians), interpreter start-up "
-                     "excluded:\n")
-        parts.append(markdown_table(["scenario", "model", "litelens Python", "interpreter", "tflite pkg"], prow))
+        parts.append("\nInside the processes: import time + work time (medians; the C++ program has no imports), "
+                     "process start-up excluded:\n")
+        parts.append(markdown_table(["scenario", "model", *in_process], prow))
 
     nc = bench.extra.get("numpy_cost")
     if nc:
@@ -660,15 +695,19 @@ def targets_text(bench: Bench) -> str:
     for s, m, cells in bench.rows:
         if not s.startswith("(a)"):
             continue
-        cli, py, it = cells.get("litelens CLI"), cells.get("litelens Python"), cells.get("interpreter")
-        if cli and it and cli.time and it.time:
-            text = (f"- (a) {m}: litelens CLI {fmt_ratio(it.time / cli.time)} faster than the interpreter recipe "
-                    f"in wall time, {fmt_ratio(it.cpu_time / cli.cpu_time)} in CPU time (process against process; "
-                    f"target ×50): {ok(it.time / cli.time >= 50)}")
-            if py and py.work and it.work:
-                text += (f"; in process, litelens Python {fmt_ratio(statistics.median(it.work) / statistics.median(py.work))}"
-                         f" faster than the interpreter's work")
-            lines.append(text + ".")
+        cli, py, api, it = (cells.get(t) for t in ("litelens CLI", "litelens Python", "litelens C++", "interpreter"))
+        if not (it and it.time):
+            continue
+        parts = []
+        for name, c in (("C++ program", api), ("CLI (writes an .npz)", cli)):
+            if c and c.time and not c.error:
+                parts.append(f"litelens {name} {fmt_ratio(it.time / c.time)} in wall time, "
+                             f"{fmt_ratio(it.cpu_time / c.cpu_time)} in CPU time")
+        if py and py.work and it.work:
+            parts.append(f"in process, litelens Python's work {fmt_ratio(statistics.median(it.work) / statistics.median(py.work))}")
+        best = max((it.time / c.time for c in (api, cli) if c and c.time and not c.error), default=0)
+        lines.append(f"- (a) {m}, against the interpreter recipe (process against process; target ×50): "
+                     f"{'; '.join(parts)}: {ok(best >= 50)}.")
     for fmt in ("safetensors", "npy", "npz"):
         cells = find(bench, f"(d) 3 GB: export every weight .{fmt}")
         if not cells:
