@@ -1,6 +1,6 @@
-// litelens_bench_api SCENARIO MODEL [--crc]: the "litelens C++" column of scripts/bench.py. It does with
-// the C++ library what bench/peers.py does with the Python package, so that the benchmark shows
-// what a C++ user's own program costs, start-up included:
+// litelens_bench_api SCENARIO MODEL [--crc]: the "litelens C++" column of scripts/bench.py.
+// It does with the C++ library what bench/peers.py does with the Python package, so that the
+// benchmark shows what a C++ user's own program costs, start-up included:
 //   conv     every CONV_2D filter and bias as arrays (the values the convolution consumes)
 //   inspect  every operator with its decoded options, every tensor with its quantization
 //   list     every layer with its parameters

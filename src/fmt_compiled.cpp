@@ -8,7 +8,7 @@
 #include <fmt/format-inl.h>
 
 #if FMT_VERSION / 10000 != 9
-#error "src/fmt_compiled.cpp lists {fmt} 9's explicit instantiations; CMakeLists.txt links libfmt instead for other versions"
+#error "this file lists {fmt} 9's instantiations; CMakeLists.txt links libfmt for other versions"
 #endif
 
 FMT_BEGIN_NAMESPACE
