@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace litelens::detail {
 
@@ -21,13 +23,18 @@ class MappedFile {
   const std::byte* data() const noexcept { return data_; }
   std::uint64_t size() const noexcept { return size_; }
 
+  /// Gives the byte ranges (offset, size) of the file's weights the kernel's normal read-ahead
+  /// back: the mapping starts as random access, so that reading metadata pulls in no weights.
+  void read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const noexcept;
+
  private:
   void release() noexcept;
   const std::byte* data_ = nullptr;
   std::uint64_t size_ = 0;
 };
 
-/// Asks the OS to read `bytes` (inside a mapping) ahead of use; memory from new[] is fine too.
+/// Asks the OS to read `bytes` (inside a mapping) ahead of use, in one sequential pass; memory
+/// from new[] is fine too.
 void will_need(std::span<const std::byte> bytes) noexcept;
 
 }  // namespace litelens::detail

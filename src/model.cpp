@@ -118,7 +118,14 @@ Model Model::open(const std::filesystem::path& path) {
   m->mapping = std::make_unique<detail::MappedFile>(m->label);
   m->base = m->mapping->data();
   m->size = m->mapping->size();
-  return Model(validated(std::move(m)));
+  auto checked = validated(std::move(m));
+  // The weights get normal read-ahead once the checks are done: a view of a large tensor read
+  // from a cold cache would otherwise fault in one page at a time (see MappedFile).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> weights;
+  for (const auto& buffer : checked->buffers)
+    if (buffer.present) weights.emplace_back(buffer.offset, buffer.size);
+  checked->mapping->read_ahead_normally(std::move(weights));
+  return Model(std::move(checked));
 }
 
 Model Model::from_bytes(std::span<const std::byte> bytes, std::string label) {

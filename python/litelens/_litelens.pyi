@@ -187,11 +187,11 @@ class Tensor:
 
     def will_need(self) -> None:
         """
-        Asks the OS to read the stored bytes ahead, in the background.
+        Asks the OS to read the stored bytes ahead, in the background, for one sequential pass.
 
-        The model is mapped for random access, so that opening it reads no weights; a
-        ``numpy()`` view then reads its pages from disk one at a time as they are touched.
-        Before scanning a large tensor whose file is not in the page cache, call this first.
+        Weights already get the OS's normal read-ahead (metadata is mapped for random access,
+        so that opening a model reads no weights). Before scanning a large tensor whose file
+        is not in the page cache, this makes the read-ahead sequential and starts it at once.
         """
 
     @property

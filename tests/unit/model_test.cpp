@@ -6,8 +6,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "litelens/model.h"
 #include "litelens/summary.h"
@@ -186,6 +189,47 @@ TEST(model_test, open_touches_no_data_pages) {
   EXPECT_EQ(sum, 7ull * (4 << 20));
   ASSERT_EQ(::mincore(reinterpret_cast<void*>(aligned), length, resident.data()), 0);
   EXPECT_EQ(count_resident(), resident.size());
+}
+
+// The kernel's read-ahead flags on the mapping (VmFlags in /proc/self/smaps: "rr" random, "sr"
+// sequential) of the area holding `address`.
+std::string read_ahead_flags(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<std::uintptr_t>(address);
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    std::uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2) {  // an area's header line
+      inside = a >= begin && a < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      std::string flags;
+      for (const char* f : {" rr", " sr"})
+        if (line.find(f) != std::string::npos) flags += f + 1;
+      return flags.empty() ? "normal" : flags;
+    }
+  }
+  return "not mapped";
+}
+
+// Metadata is read with random access (no read-ahead into weights), the weights with the
+// kernel's normal read-ahead (a view of a large tensor read from a cold cache would otherwise
+// be read one page at a time), and will_need() asks for one sequential pass.
+TEST(model_test, weights_get_read_ahead_and_metadata_does_not) {
+  ModelBuilder b = conv_model();
+  const int inside = b.add_constant(0, "inside", {2 << 20}, tflite::TensorType_INT8, std::vector<std::uint8_t>(2 << 20, 1));
+  const int outside = b.add_constant(0, "outside", {4 << 20}, tflite::TensorType_INT8, std::vector<std::uint8_t>(4 << 20, 7));
+  b.store_outside(static_cast<int>(b.tensor(0, outside).buffer));
+  const Model m = Model::open(testing::write_temp_file("model_test_read_ahead.tflite", b.finish()));
+  const Tensor in = m.subgraph(0).tensor(inside), out = m.subgraph(0).tensor(outside);
+  const auto middle = [](const Tensor& t) { return t.data().data() + t.data().size() / 2; };
+  EXPECT_EQ(read_ahead_flags(m.bytes().data()), "rr");  // the FlatBuffer's root table
+  EXPECT_EQ(read_ahead_flags(middle(in)), "normal");
+  EXPECT_EQ(read_ahead_flags(middle(out)), "normal");
+  out.will_need();
+  EXPECT_EQ(read_ahead_flags(middle(out)), "sr");
+  EXPECT_EQ(read_ahead_flags(middle(in)), "normal");
+  EXPECT_EQ(read_ahead_flags(m.bytes().data()), "rr");
 }
 
 TEST(model_test, resolves_opcodes_above_127_and_old_files) {
