@@ -3,8 +3,8 @@
 
 Prints one table (rows: scenario x model; columns: litelens CLI, litelens Python, a C++ program on
 the litelens library (bench/api_peer.cpp), the LiteRT interpreter recipe, the `tflite` package,
-`flatc --json`, `cp`), then where the in-process tools spend their time, the cost of `.numpy()`, the decode micro-benchmarks, and the targets of
-issue 6 with the measured figures. Results also go to BUILD/bench-results.{md,json}.
+`flatc --json`, `cp`), then where the in-process tools spend their time, the cost of `.numpy()`,
+the decode micro-benchmarks, and the targets of issue 6 with the measured figures. Results also go to BUILD/bench-results.{md,json}.
 
 Every measurement is a fresh process, timed from outside (wall clock, median of the runs) with
 its peak RSS from wait4(2) (the maximum over the runs). A slow tool gets fewer runs (never fewer
@@ -101,13 +101,15 @@ def run_process(cmd: list[str], capture: bool) -> tuple[float, int, float, int, 
         return wall, rss, cpu, code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
 
 
-def run_once(cell: Cell, cmds: list[list[str]], python: bool) -> bool:
+def run_once(cell: Cell, cmds: list[list[str]], reports: bool) -> bool:
     """One run of the command sequence into `cell`: its time is the sum over the commands, its
-    RSS the largest. False (and cell.error set) when a command fails."""
+    RSS the largest. With `reports`, each command prints a JSON line with its in-process work time
+    (and import time, for the Python tools), which is collected too. False (and cell.error set)
+    when a command fails."""
     wall = cpu = 0.0
     rss = 0
     for cmd in cmds:
-        w, r, c, code, out, err = run_process(cmd, capture=python)
+        w, r, c, code, out, err = run_process(cmd, capture=reports)
         if code != 0:
             lines = [l for l in err.strip().splitlines() if l and not l.startswith(("INFO:", "WARNING:"))]
             cell.error = (lines[-1] if lines else f"exit status {code}")[:160]
@@ -115,7 +117,7 @@ def run_once(cell: Cell, cmds: list[list[str]], python: bool) -> bool:
         wall += w
         cpu += c
         rss = max(rss, r)
-        if python:
+        if reports:
             for line in out.splitlines():
                 if line.startswith("{"):
                     d = json.loads(line)
@@ -129,14 +131,14 @@ def run_once(cell: Cell, cmds: list[list[str]], python: bool) -> bool:
     return True
 
 
-def measure(cmds: list[list[str]], runs: int, budget: float, prepare=None, python: bool = False) -> Cell:
+def measure(cmds: list[list[str]], runs: int, budget: float, prepare=None, reports: bool = False) -> Cell:
     """Runs the command sequence `runs` times (fewer once `budget` seconds are spent).
     prepare() runs, untimed, before each run."""
     cell = Cell(target_runs=runs)
     for _ in range(runs):
         if prepare:
             prepare()
-        if not run_once(cell, cmds, python) or sum(cell.wall) >= budget:
+        if not run_once(cell, cmds, reports) or sum(cell.wall) >= budget:
             break
     return cell
 
@@ -337,7 +339,7 @@ class Bench:
     def peer(self, tool: str, scenario: str, model: str, runs: int, budget: float, out: str | None = None,
              prepare=None) -> Cell:
         cmd = [PY, PEERS, tool, scenario, model] + (["--out", out] if out else [])
-        return measure([cmd], runs, budget, prepare=prepare, python=True)
+        return measure([cmd], runs, budget, prepare=prepare, reports=True)
 
     def cleaner(self, path: str, sync: bool = False):
         def prepare():
@@ -355,7 +357,7 @@ class Bench:
         if self.have_py:
             cells["litelens Python"] = self.peer("litelens", "conv", model, a.runs, a.budget)
         if self.have_api:
-            cells["litelens C++"] = measure([[self.api, "conv", model]], a.runs, a.budget, python=True)
+            cells["litelens C++"] = measure([[self.api, "conv", model]], a.runs, a.budget, reports=True)
         if self.have_interp:
             cells["interpreter"] = self.peer("interpreter", "conv", model, a.runs, a.budget)
         self.conv_check(model, cells)
@@ -429,7 +431,7 @@ class Bench:
         if self.have_py:
             cells["litelens Python"] = self.peer("litelens", "inspect", model, a.runs, a.budget)
         if self.have_api:
-            cells["litelens C++"] = measure([[self.api, "inspect", model]], a.runs, a.budget, python=True)
+            cells["litelens C++"] = measure([[self.api, "inspect", model]], a.runs, a.budget, reports=True)
         if self.have_interp:
             cells["interpreter"] = self.peer("interpreter", "inspect", model, a.runs, a.budget)
             cells["interpreter"].note = "[no op options]"
@@ -467,7 +469,7 @@ class Bench:
         if self.have_py:
             cells["litelens Python"] = self.peer("litelens", "list", model, a.runs, a.budget)
         if self.have_api:
-            cells["litelens C++"] = measure([[self.api, "list", model]], a.runs, a.budget, python=True)
+            cells["litelens C++"] = measure([[self.api, "list", model]], a.runs, a.budget, reports=True)
         if self.have_interp and not a.quick:
             cells["interpreter"] = self.peer("interpreter", "list", model, a.runs, a.budget)
         if self.have_tflite and not a.quick:
@@ -500,12 +502,12 @@ class Bench:
             # The order rotates every round: a run's speed depends on what ran just before it
             # (memory to reclaim, writeback in flight), and no task should always follow the same one.
             k = r % len(tasks)
-            for tool, fmt, cmds, python, out in tasks[k:] + tasks[:k]:
+            for tool, fmt, cmds, reports, out in tasks[k:] + tasks[:k]:
                 cell = cells[(tool, fmt)]
                 if cell.error:
                     continue
                 self.cleaner(out, sync=True)()
-                run_once(cell, cmds, python)
+                run_once(cell, cmds, reports)
                 self.cleaner(out, sync=True)()
         cp, cp_sync = cells[("cp", None)], cells[("cp+sync", None)]
         if cp.time and cp_sync.time:
