@@ -45,7 +45,7 @@ MappedFile::MappedFile(const std::string& path) {
     // Reading the metadata must not pull the weights in: without this, the kernel's read-ahead
     // (8 MiB on some disks) loads everything near the FlatBuffer. Model::open gives the weights
     // normal read-ahead back once the checks are done (read_ahead_normally), and readers of a
-    // whole range ask for a sequential pass with will_need().
+    // whole range ask for it at once with will_need().
     ::madvise(p, size_, MADV_RANDOM);
   }
   ::close(fd);  // the mapping keeps the file alive
@@ -73,48 +73,51 @@ void MappedFile::release() noexcept {
 
 namespace {
 
-// Read-ahead flags are set only on ranges of at least this size, and only on whole pages inside
-// them: each flag change may split the mapping into more kernel areas (VMAs), so their number
-// stays below file size / 1 MiB, and pages shared with metadata keep random access. Small
-// buffers are not worth a flag: fault-around maps 64 KiB of cached pages per fault anyway.
-constexpr std::uint64_t kReadAheadMinimum = std::uint64_t{1} << 20;
-
 std::uintptr_t page_size() noexcept { return static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE)); }
+
+// Each flag change can split the mapping into more kernel areas (VMAs), and a process has a
+// limited number of them (vm.max_map_count, 65530 by default): a hostile file with thousands of
+// far-apart buffers must not use them up. Areas under 1 MiB are not worth a flag: fault-around
+// maps 64 KiB of cached pages per fault anyway.
+constexpr std::uint64_t kReadAheadMinimum = std::uint64_t{1} << 20;
+constexpr std::size_t kReadAheadAreas = 64;
 
 }  // namespace
 
 // Measured on a 1 GiB tensor read cold, one byte per page (a 2-CPU KVM guest, virtio disk):
-// random access 15.3 s (every page a separate synchronous read), normal read-ahead 2.5 s,
-// sequential 0.6 s.
-void MappedFile::read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const noexcept {
+// random access 14-15 s (every page a separate synchronous read), normal read-ahead 0.6-2.5 s.
+void MappedFile::read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const {
   const std::uint64_t page = page_size();
   // Byte ranges first, merged across the alignment padding between neighbouring buffers, so
-  // that a file's weights become one area; then shrunk to the whole pages inside them.
+  // that a file's weights usually become one area; then shrunk to the whole pages inside them,
+  // so that pages shared with metadata keep random access.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;  // [begin, end) in bytes
   for (const auto& [offset, size] : ranges)
     if (offset <= size_ && size <= size_ - offset && size > 0) spans.emplace_back(offset, offset + size);
   std::sort(spans.begin(), spans.end());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> areas;  // whole pages
   for (std::size_t i = 0; i < spans.size();) {
     auto [begin, end] = spans[i];
     for (++i; i < spans.size() && spans[i].first < end + page; ++i) end = std::max(end, spans[i].second);
-    if (end - begin < kReadAheadMinimum) continue;
     const std::uint64_t first = (begin + page - 1) / page * page, last = end / page * page;
-    if (last > first) ::madvise(const_cast<std::byte*>(data_) + first, last - first, MADV_NORMAL);  // a hint
+    if (last > first && last - first >= kReadAheadMinimum) areas.emplace_back(first, last);
   }
+  // The largest areas hold the weights worth reading ahead; the rest keep random access.
+  const auto larger = [](const auto& a, const auto& b) { return a.second - a.first > b.second - b.first; };
+  if (areas.size() > kReadAheadAreas) {
+    std::nth_element(areas.begin(), areas.begin() + kReadAheadAreas, areas.end(), larger);
+    areas.resize(kReadAheadAreas);
+  }
+  for (const auto& [first, last] : areas)
+    ::madvise(const_cast<std::byte*>(data_) + first, last - first, MADV_NORMAL);  // a hint: errors are harmless
 }
 
 void will_need(std::span<const std::byte> bytes) noexcept {
   if (bytes.empty()) return;
   const auto page = page_size();
-  const auto first = reinterpret_cast<std::uintptr_t>(bytes.data()), last = first + bytes.size();
-  // Sequential read-ahead for the pass that follows; MADV_WILLNEED alone left a cold 1 GiB read
-  // at 14.8 s on the machine above.
-  if (bytes.size() >= kReadAheadMinimum) {
-    const auto begin = (first + page - 1) / page * page, end = last / page * page;
-    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_SEQUENTIAL);
-  }
-  const auto begin = first / page * page;
-  ::madvise(reinterpret_cast<void*>(begin), last - begin, MADV_WILLNEED);  // hints: errors are harmless
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()) / page * page;
+  const auto end = reinterpret_cast<std::uintptr_t>(bytes.data() + bytes.size());
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);  // a hint: errors are harmless
 }
 
 }  // namespace litelens::detail

@@ -25,7 +25,8 @@ class MappedFile {
 
   /// Gives the byte ranges (offset, size) of the file's weights the kernel's normal read-ahead
   /// back: the mapping starts as random access, so that reading metadata pulls in no weights.
-  void read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const noexcept;
+  /// At most 64 areas of 1 MiB or more (merged neighbours) are changed.
+  void read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const;
 
  private:
   void release() noexcept;
@@ -33,8 +34,7 @@ class MappedFile {
   std::uint64_t size_ = 0;
 };
 
-/// Asks the OS to read `bytes` (inside a mapping) ahead of use, in one sequential pass; memory
-/// from new[] is fine too.
+/// Asks the OS to read `bytes` (inside a mapping) ahead of use; memory from new[] is fine too.
 void will_need(std::span<const std::byte> bytes) noexcept;
 
 }  // namespace litelens::detail

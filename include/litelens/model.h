@@ -84,9 +84,9 @@ class Tensor {
   std::uint64_t element_count() const;
   /// The stored bytes, zero-copy; empty when the tensor has no data in this file.
   std::span<const std::byte> data() const;
-  /// Hints that data() is about to be read in one pass, so the OS reads it ahead sequentially,
-  /// starting now. Open maps the metadata for random access (reading it pulls in no weights)
-  /// and gives buffers of 1 MiB or more normal read-ahead; decoders call this themselves.
+  /// Hints that data() is about to be read, so the OS starts reading it now. Open maps the
+  /// metadata for random access (reading it pulls in no weights) and gives the weights normal
+  /// read-ahead (docs/python.md, "Zero-copy and lifetimes"); decoders call this themselves.
   void will_need() const noexcept;
   /// Absolute file offset of data(), when there is data.
   std::optional<std::uint64_t> data_offset() const;

@@ -187,11 +187,11 @@ class Tensor:
 
     def will_need(self) -> None:
         """
-        Asks the OS to read the stored bytes ahead, in the background, for one sequential pass.
+        Asks the OS to start reading the stored bytes now, in the background.
 
-        Weights already get the OS's normal read-ahead (metadata is mapped for random access,
-        so that opening a model reads no weights). Before scanning a large tensor whose file
-        is not in the page cache, this makes the read-ahead sequential and starts it at once.
+        Weights already get the OS's normal read-ahead when they are read (metadata is mapped
+        for random access, so that opening a model reads no weights); this starts it before
+        the first touch.
         """
 
     @property

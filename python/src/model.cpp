@@ -210,10 +210,10 @@ ModelClass init_model(nb::module_& m) {
       .def_prop_ro("data_offset", [](const PyTensor& t) { return t.view().data_offset(); },
                    "Absolute file offset of the stored bytes, or None.")
       .def("will_need", [](const PyTensor& t) { t.view().will_need(); },
-           "Asks the OS to read the stored bytes ahead, in the background, for one sequential pass.\n\n"
-           "Weights already get the OS's normal read-ahead (metadata is mapped for random access,\n"
-           "so that opening a model reads no weights). Before scanning a large tensor whose file\n"
-           "is not in the page cache, this makes the read-ahead sequential and starts it at once.")
+           "Asks the OS to start reading the stored bytes now, in the background.\n\n"
+           "Weights already get the OS's normal read-ahead when they are read (metadata is mapped\n"
+           "for random access, so that opening a model reads no weights); this starts it before\n"
+           "the first touch.")
       .def_prop_ro("quantization", [](const PyTensor& t) { return t.view().quantization(); },
                    "Quantization parameters, or None when the tensor is not quantized.")
       .def_prop_ro("sparsity", [](const PyTensor& t) { return sparsity_dict(t.view().sparsity()); },
