@@ -85,7 +85,7 @@ constexpr std::size_t kReadAheadAreas = 64;
 }  // namespace
 
 // Measured on a 1 GiB tensor read cold, one byte per page (a 2-CPU KVM guest, virtio disk):
-// random access 14-15 s (every page a separate synchronous read), normal read-ahead 0.6-2.5 s.
+// random access 14-15 s (every page a separate synchronous read), normal read-ahead 0.5-2.5 s.
 void MappedFile::read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const {
   const std::uint64_t page = page_size();
   // Byte ranges first, merged across the alignment padding between neighbouring buffers, so
