@@ -6,7 +6,6 @@
 // once, how library values look in JSON for both.
 #pragma once
 
-
 #include <charconv>
 #include <cmath>
 #include <concepts>

@@ -71,9 +71,9 @@ void MappedFile::release() noexcept {
   size_ = 0;
 }
 
-namespace {
-
 std::uintptr_t page_size() noexcept { return static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE)); }
+
+namespace {
 
 // Each flag change can split the mapping into more kernel areas (VMAs), and a process has a
 // limited number of them (vm.max_map_count, 65530 by default): a hostile file with thousands of
@@ -86,14 +86,12 @@ constexpr std::size_t kReadAheadAreas = 64;
 
 // Measured on a 1 GiB tensor read cold, one byte per page (a 2-CPU KVM guest, virtio disk):
 // random access 14-15 s (every page a separate synchronous read), normal read-ahead 0.5-2.5 s.
-void MappedFile::read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const {
+void MappedFile::read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> spans) const {
   const std::uint64_t page = page_size();
-  // Byte ranges first, merged across the alignment padding between neighbouring buffers, so
+  // Byte spans first, merged across the alignment padding between neighbouring buffers, so
   // that a file's weights usually become one area; then shrunk to the whole pages inside them,
   // so that pages shared with metadata keep random access.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;  // [begin, end) in bytes
-  for (const auto& [offset, size] : ranges)
-    if (offset <= size_ && size <= size_ - offset && size > 0) spans.emplace_back(offset, offset + size);
+  std::erase_if(spans, [&](const auto& s) { return s.first >= s.second || s.second > size_; });
   std::sort(spans.begin(), spans.end());
   std::vector<std::pair<std::uint64_t, std::uint64_t>> areas;  // whole pages
   for (std::size_t i = 0; i < spans.size();) {

@@ -23,16 +23,19 @@ class MappedFile {
   const std::byte* data() const noexcept { return data_; }
   std::uint64_t size() const noexcept { return size_; }
 
-  /// Gives the byte ranges (offset, size) of the file's weights the kernel's normal read-ahead
-  /// back: the mapping starts as random access, so that reading metadata pulls in no weights.
-  /// At most 64 areas of 1 MiB or more (merged neighbours) are changed.
-  void read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges) const;
+  /// Gives the file's weights, byte spans [begin, end), the kernel's normal read-ahead back: the
+  /// mapping starts as random access, so that reading metadata pulls in no weights. At most 64
+  /// areas of 1 MiB or more (merged neighbours) are changed; spans past the end are ignored.
+  void read_ahead_normally(std::vector<std::pair<std::uint64_t, std::uint64_t>> spans) const;
 
  private:
   void release() noexcept;
   const std::byte* data_ = nullptr;
   std::uint64_t size_ = 0;
 };
+
+/// The OS's memory page size.
+std::uintptr_t page_size() noexcept;
 
 /// Asks the OS to read `bytes` (inside a mapping) ahead of use; memory from new[] is fine too.
 void will_need(std::span<const std::byte> bytes) noexcept;

@@ -2,7 +2,6 @@
 #include "litelens/model.h"
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -44,7 +43,7 @@ void prepare_fresh_pages(std::byte* p, std::size_t n) noexcept {
 #ifdef MADV_POPULATE_WRITE
   // Below 64 KiB a buffer is a few pages, often already mapped (malloc's heap): not worth a call.
   if (n >= (std::size_t{64} << 10)) {
-    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto page = detail::page_size();
     const auto begin = (first + page - 1) / page * page, end = last / page * page;
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
   }
@@ -123,9 +122,9 @@ Model Model::open(const std::filesystem::path& path) {
   auto checked = validated(std::move(m));
   // The weights get normal read-ahead once the checks are done: a view of a large tensor read
   // from a cold cache would otherwise fault in one page at a time (see MappedFile).
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> weights;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> weights;  // [begin, end) in the file
   for (const auto& buffer : checked->buffers)
-    if (buffer.present) weights.emplace_back(buffer.offset, buffer.size);
+    if (buffer.present) weights.emplace_back(buffer.offset, buffer.offset + buffer.size);
   checked->mapping->read_ahead_normally(std::move(weights));
   return Model(std::move(checked));
 }
