@@ -257,6 +257,22 @@ DType Tensor::dtype() const { return static_cast<DType>(tensor_table(m_, subgrap
 int Tensor::dtype_code() const { return static_cast<int>(tensor_table(m_, subgraph_, index_)->type()); }
 std::uint32_t Tensor::buffer() const { return tensor_table(m_, subgraph_, index_)->buffer(); }
 std::uint32_t Tensor::external_buffer() const { return tensor_table(m_, subgraph_, index_)->external_buffer(); }
+
+std::optional<ExternalData> Tensor::external_data() const {
+  const std::uint32_t id = external_buffer();
+  if (id == 0) return std::nullopt;
+  const auto position = m_->external_buffer_position(id);
+  if (!position) return std::nullopt;  // open refuses unknown ids; kept total for safety
+  const auto* e = m_->root->external_buffers()->Get(*position);
+  ExternalData out;
+  out.id = id;
+  out.group = e->group();
+  if (const auto* name = m_->root->external_buffer_groups()->Get(e->group())->name()) out.group_name = as_view(name);
+  out.offset = e->offset();
+  out.length = e->length();
+  out.packing = as_view(e->packing());
+  return out;
+}
 bool Tensor::is_variable() const { return tensor_table(m_, subgraph_, index_)->is_variable(); }
 bool Tensor::is_sparse() const { return tensor_table(m_, subgraph_, index_)->sparsity() != nullptr; }
 
@@ -308,6 +324,11 @@ std::optional<Quantization> Tensor::quantization() const {
   out.min = copy_vector(q->min());
   out.max = copy_vector(q->max());
   out.quantized_dimension = q->quantized_dimension();
+  if (out.scale.size() > 1 && shape().empty()) {
+    // Several scales on a scalar [scales_on_scalar]: the runtime reads the first, and so does every reader here.
+    out.scale.resize(1);
+    if (out.zero_point.size() > 1) out.zero_point.resize(1);
+  }
   switch (q->details_type()) {
     case tflite::QuantizationDetails_NONE:
       if (out.scale.empty() && out.min.empty() && out.max.empty()) return std::nullopt;

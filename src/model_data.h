@@ -1,10 +1,13 @@
 // What a Model owns and what validation precomputes, shared by the implementation files.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "litelens/decode.h"
@@ -49,10 +52,18 @@ struct ModelData {
   std::vector<std::int32_t> opcodes;       // effective builtin code per OperatorCode
   std::vector<ByteRange> buffers;
   std::vector<SubgraphRecord> subgraphs;
+  /// (ExternalBuffer id, position in Model.external_buffers), sorted by id; the first of duplicates.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> external_buffers;
   std::vector<Warning> warnings;
 
   std::uint64_t offset_of(const void* p) const {
     return static_cast<std::uint64_t>(static_cast<const std::byte*>(p) - base);
+  }
+  /// Position in Model.external_buffers of the ExternalBuffer with this id, if any.
+  std::optional<std::uint32_t> external_buffer_position(std::uint32_t id) const {
+    const auto it = std::lower_bound(external_buffers.begin(), external_buffers.end(), std::pair{id, 0u});
+    if (it == external_buffers.end() || it->first != id) return std::nullopt;
+    return it->second;
   }
   std::span<const std::byte> bytes(const ByteRange& r) const {
     if (!r.present) return {};

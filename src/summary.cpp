@@ -1,5 +1,6 @@
 #include "litelens/summary.h"
 
+#include <cstdint>
 #include <set>
 
 namespace litelens {
@@ -12,13 +13,19 @@ std::string display_op_name(const Operator& op) {
 ModelSummary summarize(const Model& model, int subgraph) {
   ModelSummary s;
   // Shared (deduplicated) buffers hold one set of numbers, however many tensors use them.
-  std::set<std::uint32_t> seen_buffers;
+  std::set<std::uint32_t> seen_buffers, seen_external;
   for (const Subgraph sg : model.subgraphs()) {
     if (subgraph >= 0 && sg.index() != subgraph) continue;
     s.tensors += sg.tensor_count();
     s.operators += sg.operator_count();
     for (const Operator op : sg.operators()) ++s.op_histogram[display_op_name(op)];
     for (const Tensor t : sg.tensors()) {
+      if (const auto ext = t.external_data()) {
+        ++s.external_tensors;
+        // Lengths come from the file: saturate rather than wrap.
+        if (seen_external.insert(ext->id).second)
+          s.external_bytes = ext->length > UINT64_MAX - s.external_bytes ? UINT64_MAX : s.external_bytes + ext->length;
+      }
       if (!t.is_constant()) continue;
       ++s.constant_tensors;
       auto& totals = s.by_dtype[std::string(dtype_name(t.dtype()))];

@@ -122,14 +122,22 @@ class Validator {
     charge(8 * len(model->external_buffer_groups()), nullptr);
     if (const auto* ext = model->external_buffers()) {
       charge(8 * ext->size(), ext);
-      for (const auto* e : *ext) {
+      for (flatbuffers::uoffset_t i = 0; i < ext->size(); ++i) {
+        const auto* e = ext->Get(i);
         if (e->group() >= n_groups)
           fail(ErrorKind::index_out_of_range,
                fmt::format("external buffer {} names group {}, but there are {} groups", e->id(), e->group(), n_groups),
                m_.offset_of(e));
-        external_ids_.insert(e->id());
+        m_.external_buffers.emplace_back(e->id(), i);
       }
     }
+    // Sorted by id, then position: a lookup finds the first of duplicate ids.
+    std::sort(m_.external_buffers.begin(), m_.external_buffers.end());
+    for (std::size_t i = 1; i < m_.external_buffers.size(); ++i)
+      if (m_.external_buffers[i].first == m_.external_buffers[i - 1].first)
+        warn("external_buffer_duplicate_id",
+             fmt::format("external buffer id {} appears more than once (the first is used)", m_.external_buffers[i].first),
+             std::nullopt);
   }
 
   void check_buffers() {
@@ -225,6 +233,8 @@ class Validator {
     for (std::size_t t = 0; t < n_tensors; ++t)
       check_tensor(sg_index, static_cast<int>(t), tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), n_tensors,
                    rec.tensors[t]);
+    for (std::size_t t = 0; t < n_tensors; ++t)
+      check_blockwise_layout(sg_index, static_cast<int>(t), *tensors, rec);
     const auto* ops = sg->operators();
     rec.operators.resize(n_ops);
     for (std::size_t o = 0; o < n_ops; ++o)
@@ -269,7 +279,7 @@ class Validator {
       warn("unknown_dtype", fmt::format("{}: unknown tensor type {}", where(), static_cast<int>(t->type())), at);
 
     if (t->external_buffer() != 0) {
-      if (!external_ids_.count(t->external_buffer()))
+      if (!m_.external_buffer_position(t->external_buffer()))
         fail(ErrorKind::index_out_of_range,
              fmt::format("{} names external buffer id {}, which does not exist", where(), t->external_buffer()), at);
       if (has_data)
@@ -308,6 +318,13 @@ class Validator {
       return;
     }
     const auto expected = stored_bytes(type, stored_count);
+    if (!expected && dtype_info(type).bits != 0) {
+      // A fixed-width dtype whose byte count does not fit 64 bits cannot match any file.
+      fail(ErrorKind::size_mismatch,
+           fmt::format("{}: {} elements of {} need more than 2^64 bytes, but the data has {}", where, stored_count,
+                       dtype_name(type), size),
+           at);
+    }
     if (!expected) {
       warn("data_without_size", fmt::format("{}: has {} bytes of data but its dtype has no fixed size", where, size), at);
       return;
@@ -370,7 +387,13 @@ class Validator {
     }
     if (n_scale == 1) return;
     const std::int32_t axis = q->quantized_dimension();
-    if (rank == 0 || axis < 0 || static_cast<std::size_t>(axis) >= rank)
+    if (rank == 0) {
+      // The runtime skips its per-axis checks for a scalar and reads the first scale.
+      warn("scales_on_scalar",
+           fmt::format("{}: {} scales on a scalar (read as per-tensor, the first scale)", where, n_scale), at);
+      return;
+    }
+    if (axis < 0 || static_cast<std::size_t>(axis) >= rank)
       fail(ErrorKind::invalid_quantization,
            fmt::format("{}: {} per-axis scales but quantized_dimension {} is outside rank {}", where, n_scale, axis, rank), at);
     const std::int32_t extent = t->shape()->Get(static_cast<flatbuffers::uoffset_t>(axis));
@@ -379,6 +402,43 @@ class Validator {
            fmt::format("{}: {} scales for {} slices along dimension {}", where, n_scale, extent, axis), at);
     if (n_scale > static_cast<std::size_t>(extent))
       warn("extra_scales", fmt::format("{}: {} scales for {} slices along dimension {}", where, n_scale, extent, axis), at);
+  }
+
+  // The one blockwise layout the format confirms: a 2-D [rows, cols] weight with cols divisible by
+  // the block size and rows x cols / block_size floating-point scales (and zero points, if any).
+  // The runtime's loader does not check this (its kernels do), so other layouts open with a
+  // warning and their dequantization is refused.
+  void check_blockwise_layout(int sg, int index, const flatbuffers::Vector<flatbuffers::Offset<tflite::Tensor>>& tensors,
+                              const SubgraphRecord& rec) {
+    const auto* t = tensors.Get(static_cast<flatbuffers::uoffset_t>(index));
+    const auto* q = t->quantization();
+    const auto* b = q ? q->details_as_BlockwiseQuantization() : nullptr;
+    if (!b) return;
+    const auto problem = [&]() -> std::string {
+      const auto* shape = t->shape();
+      if (!shape || shape->size() != 2) return fmt::format("rank {}, expected 2", shape ? shape->size() : 0);
+      const std::int64_t rows = std::max(shape->Get(0), 0), cols = std::max(shape->Get(1), 0);
+      if (cols % b->block_size() != 0) return fmt::format("{} columns, not a multiple of block size {}", cols, b->block_size());
+      const std::uint64_t blocks = static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols / b->block_size());
+      const auto scale_type = static_cast<DType>(tensors.Get(static_cast<flatbuffers::uoffset_t>(b->scales()))->type());
+      if (scale_type != DType::float32 && scale_type != DType::float16 && scale_type != DType::bfloat16 &&
+          scale_type != DType::float8_e4m3fn && scale_type != DType::float8_e5m2)
+        return fmt::format("{} scales, expected floating point", dtype_name(scale_type));
+      if (!rec.tensors[b->scales()].data.present) return "the scales are not constant";
+      if (rec.tensors[b->scales()].element_count != blocks)
+        return fmt::format("{} scales for {} blocks", rec.tensors[b->scales()].element_count, blocks);
+      if (b->zero_points() >= 0) {
+        const TensorRecord& zp = rec.tensors[b->zero_points()];
+        if (zp.element_count != 0 && !zp.data.present) return "the zero points are not constant";
+        if (zp.element_count != 0 && zp.element_count != blocks)  // none at all read as zeros
+          return fmt::format("{} zero points for {} blocks", zp.element_count, blocks);
+      }
+      return {};
+    }();
+    if (!problem.empty())
+      warn("blockwise_layout",
+           fmt::format("subgraph {} tensor {}: blockwise quantization: {} (dequantizing it is refused)", sg, index, problem),
+           m_.offset_of(q));
   }
 
   void check_operator(int sg, int index, const tflite::Operator* op, std::size_t n_tensors, OperatorRecord& rec) {
@@ -526,7 +586,6 @@ class Validator {
   }
 
   ModelData& m_;
-  std::unordered_set<std::uint32_t> external_ids_;
   std::vector<std::vector<int>> callees_;
   std::set<std::pair<std::uint32_t, std::uint64_t>> strings_checked_;  // (buffer, count) pairs
   std::uint64_t budget_ = 0;

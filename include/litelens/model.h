@@ -4,7 +4,10 @@
 // - Model::open memory-maps the file read-only; Model::from_bytes copies a caller's buffer.
 // - Both validate everything reading depends on before returning. Afterwards no accessor can
 //   fail because of the file's bytes; accessors throw only on misuse (std::out_of_range for a
-//   bad index, std::invalid_argument for a wrong dtype in data_as<T>()).
+//   bad index, std::invalid_argument for a wrong dtype in data_as<T>()). The one exception is
+//   data_as<T>() on bytes not aligned for T, which files may legally hold (data stored after
+//   the FlatBuffer has no alignment rule): is_aligned_for<T>() tells in advance, and
+//   copy_as<T>() reads any alignment.
 // - Views (Subgraph, Tensor, Operator) are small values that point into the Model. They stay
 //   valid while the Model lives, also across moves of the Model.
 // - No tensor data page is touched until data is asked for.
@@ -12,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <memory>
@@ -59,6 +63,18 @@ struct Quantization {
 /// Name of a quantization scheme: "affine", "custom", "blockwise", "multi_axis", "unknown".
 std::string_view scheme_name(Quantization::Scheme scheme) noexcept;
 
+/// Where a tensor's values are kept when they live in a separate file (schema "3d": an
+/// ExternalBuffer inside an ExternalBufferGroup). litelens reports this and never opens that file:
+/// how a group name becomes a file is left to the application that wrote the model.
+struct ExternalData {
+  std::uint32_t id = 0;             ///< ExternalBuffer id (what Tensor.external_buffer names)
+  std::uint32_t group = 0;          ///< index into the model's external buffer groups
+  std::string_view group_name;      ///< the group's name: a file name or URI, as written
+  std::uint64_t offset = 0;         ///< byte offset inside that file
+  std::uint64_t length = 0;         ///< byte length
+  std::string_view packing;         ///< free-form packing note, as written ("" when absent)
+};
+
 /// A tensor of a subgraph.
 class Tensor {
  public:
@@ -76,6 +92,8 @@ class Tensor {
   std::uint32_t buffer() const;
   /// ExternalBuffer id, 0 when the data is not in an external file.
   std::uint32_t external_buffer() const;
+  /// Where the values are when they live in an external file; nullopt otherwise.
+  std::optional<ExternalData> external_data() const;
   bool is_variable() const;
   /// True when this file holds bytes for the tensor (inline or after the FlatBuffer).
   bool is_constant() const;
@@ -95,6 +113,15 @@ class Tensor {
   /// bytes are not aligned for T.
   template <class T>
   std::span<const T> data_as() const;
+  /// True when data_as<T>() can view the bytes in place (their address suits T).
+  template <class T>
+  bool is_aligned_for() const {
+    return reinterpret_cast<std::uintptr_t>(data().data()) % alignof(T) == 0;
+  }
+  /// Stored values as T, copied, for any alignment. Throws std::invalid_argument only when T
+  /// does not fit the dtype, as data_as<T>() does.
+  template <class T>
+  std::vector<T> copy_as() const;
   /// Quantization parameters; nullopt when the tensor is not quantized.
   std::optional<Quantization> quantization() const;
   /// Sparsity parameters; nullopt for dense tensors.
@@ -298,6 +325,18 @@ std::span<const T> Tensor::data_as() const {
   if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(T) != 0)
     throw std::invalid_argument("data_as: tensor data is not aligned for this type; copy it");
   return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
+}
+
+template <class T>
+std::vector<T> Tensor::copy_as() const {
+  static_assert(std::is_arithmetic_v<T>, "copy_as<T> needs an arithmetic T");
+  if (!dtype_accepts(sizeof(T), std::is_floating_point_v<T>, std::is_signed_v<T>))
+    throw std::invalid_argument("copy_as: element type does not match the tensor's dtype " +
+                                std::string(dtype_name(dtype())));
+  const auto bytes = data();
+  std::vector<T> out(bytes.size() / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+  return out;
 }
 
 }  // namespace litelens

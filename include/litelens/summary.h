@@ -24,6 +24,10 @@ struct ModelSummary {
   /// Elements of all constants; a buffer shared by several tensors counts once.
   std::uint64_t parameters = 0;
   std::uint64_t constant_bytes = 0;
+  /// Tensors whose values live in external files (schema "3d"), and their bytes there; an
+  /// ExternalBuffer shared by several tensors counts once.
+  std::uint64_t external_tensors = 0;
+  std::uint64_t external_bytes = 0;
   /// Operator name (custom ops as "CUSTOM:<code>") to count, over all subgraphs.
   std::map<std::string, std::uint64_t> op_histogram;
   /// By dtype name.

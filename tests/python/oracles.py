@@ -262,6 +262,7 @@ def tflite_pkg_dump(path: str, data: bytes | None = None) -> dict:
                 "version": oc["version"],
                 "inputs": [] if op.InputsIsNone() else _ints(op.InputsAsNumpy()),
                 "outputs": [] if op.OutputsIsNone() else _ints(op.OutputsAsNumpy()),
+                "intermediates": [] if op.IntermediatesIsNone() else _ints(op.IntermediatesAsNumpy()),
                 "builtin_options_type": int(op.BuiltinOptionsType()),
                 "custom_options_len": int(op.CustomOptionsLength()),
             })
@@ -733,6 +734,8 @@ def compare_ops(ours: dict, pkg: dict, litert: dict | None) -> list[str]:
                 errs.append(f"{w}: inputs ours={oo.get('inputs')} tflite={po['inputs']}")
             if list(oo.get("outputs") or []) != po["outputs"]:
                 errs.append(f"{w}: outputs ours={oo.get('outputs')} tflite={po['outputs']}")
+            if "intermediates" in oo and list(oo["intermediates"] or []) != po["intermediates"]:
+                errs.append(f"{w}: intermediates ours={oo.get('intermediates')} tflite={po['intermediates']}")
             if lops is not None and oi < len(lops):
                 lo = lops[oi]
                 want = oo.get("custom_code") if oo.get("op") == "CUSTOM" else oo.get("op")

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model_builder.h"
+#include "model_zoo.h"
 
 namespace {
 
@@ -102,10 +103,136 @@ TEST(cli_test, bad_usage_exits_2) {
   EXPECT_EQ(run("--help").status, 0);
 }
 
+std::string zoo_path(const std::string& name, const litelens::testing::ModelBuilder& b) {
+  return litelens::testing::write_temp_file("cli_test_" + name + "_" + std::to_string(::getpid()) + ".tflite",
+                                            b.finish());
+}
+
+// control_flow_model(): 0 main (WHILE, IF, CALL_ONCE), 1 cond (LESS), 2 body (ADD), 3 init (no ops).
 TEST(cli_test, subgraph_narrows_the_output) {
-  const CliRun r = run("tensors --json --subgraph 0 " + conv_path());
-  ASSERT_EQ(r.status, 0);
-  EXPECT_EQ(nlohmann::json::parse(r.out)["subgraphs"].size(), 1u);
+  const std::string path = zoo_path("control_flow", litelens::hardening::control_flow_model());
+  const CliRun tensors = run("tensors --json --subgraph 2 " + path);
+  ASSERT_EQ(tensors.status, 0) << tensors.err;
+  const auto t = nlohmann::json::parse(tensors.out)["subgraphs"];
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0]["index"], 2);
+  const CliRun ops = run("ops --json --subgraph 1 " + path);
+  ASSERT_EQ(ops.status, 0) << ops.err;
+  const auto o = nlohmann::json::parse(ops.out)["subgraphs"];
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0]["index"], 1);
+  ASSERT_EQ(o[0]["operators"].size(), 1u);
+  EXPECT_EQ(o[0]["operators"][0]["op"], "LESS");
+  const CliRun ops_text = run("ops --subgraph 1 " + path);
+  ASSERT_EQ(ops_text.status, 0);
+  EXPECT_NE(ops_text.out.find("LESS"), std::string::npos) << ops_text.out;
+  EXPECT_EQ(ops_text.out.find("WHILE"), std::string::npos) << ops_text.out;
+  const CliRun info = run("info --json --subgraph 2 " + path);
+  ASSERT_EQ(info.status, 0) << info.err;
+  const auto doc = nlohmann::json::parse(info.out);
+  ASSERT_EQ(doc["subgraphs"].size(), 1u);
+  EXPECT_EQ(doc["subgraphs"][0]["name"], "body");
+  EXPECT_EQ(doc["op_histogram"], nlohmann::json({{"ADD", 1}}));
+  const CliRun info_text = run("info --subgraph 0 " + path);
+  ASSERT_EQ(info_text.status, 0);
+  EXPECT_NE(info_text.out.find("WHILE"), std::string::npos);
+  EXPECT_EQ(info_text.out.find("LESS"), std::string::npos) << info_text.out;
+  const CliRun tensors_text = run("tensors --subgraph 3 " + path);
+  ASSERT_EQ(tensors_text.status, 0);
+  EXPECT_NE(tensors_text.out.find("subgraph 3 init"), std::string::npos) << tensors_text.out;
+  EXPECT_EQ(tensors_text.out.find("subgraph 0"), std::string::npos) << tensors_text.out;
+}
+
+TEST(cli_test, info_shows_the_header_description_signatures_and_metadata_names) {
+  const std::string path = zoo_path("signatures", litelens::hardening::signature_model());
+  const CliRun text = run("info " + path);
+  ASSERT_EQ(text.status, 0) << text.err;
+  for (const char* expected : {"format       TFL3, schema version 3", "description  litelens test model",
+                               "serving_default (subgraph 0): inputs image=#0 -> outputs features=#3",
+                               "features_only (subgraph 0): inputs x=#0", "min_runtime_version", "litelens_notes"})
+    EXPECT_NE(text.out.find(expected), std::string::npos) << expected << "\n" << text.out;
+  const CliRun json = run("info --json " + path);
+  ASSERT_EQ(json.status, 0) << json.err;
+  const auto doc = nlohmann::json::parse(json.out);
+  EXPECT_EQ(doc["identifier"], "TFL3");
+  EXPECT_EQ(doc["description"], "litelens test model");
+  ASSERT_EQ(doc["signatures"].size(), 2u);
+  EXPECT_EQ(doc["signatures"][0]["key"], "serving_default");
+  EXPECT_EQ(doc["signatures"][0]["inputs"], nlohmann::json::parse(R"([{"name":"image","tensor":0}])"));
+  EXPECT_EQ(doc["signatures"][0]["outputs"], nlohmann::json::parse(R"([{"name":"features","tensor":3}])"));
+}
+
+TEST(cli_test, tensors_report_values_kept_in_external_files) {
+  const std::string path = zoo_path("odd", litelens::hardening::odd_model());
+  const CliRun json = run("tensors --json " + path);
+  ASSERT_EQ(json.status, 0) << json.err;
+  const auto t = nlohmann::json::parse(json.out)["subgraphs"][0]["tensors"][5];
+  EXPECT_EQ(t["name"], "external");
+  EXPECT_EQ(t["is_constant"], false);
+  EXPECT_EQ(t["external_buffer"], 0x80000000u);
+  EXPECT_EQ(t["external_data"], nlohmann::json::parse(R"({"id":2147483648,"group":0,"group_name":"weights.bin",
+                                                          "offset":64,"length":16,"packing":""})"));
+  const CliRun text = run("tensors " + path);
+  ASSERT_EQ(text.status, 0);
+  EXPECT_NE(text.out.find("external:weights.bin@64+16"), std::string::npos) << text.out;
+  const auto info = nlohmann::json::parse(run("info --json " + path).out);
+  EXPECT_EQ(info["external_tensors"], 1);
+  EXPECT_EQ(info["external_bytes"], 16);
+}
+
+// Every known TensorType by its lowercase schema name, and an unknown code as unknown(N).
+TEST(cli_test, tensors_name_every_dtype) {
+  const std::vector<std::string> names = {"float32", "float16", "int32", "uint8", "int64", "string",
+                                          "bool", "int16", "complex64", "int8", "float64", "complex128",
+                                          "uint64", "resource", "variant", "uint32", "uint16", "int4",
+                                          "bfloat16", "int2", "uint4", "float8_e4m3fn", "float8_e5m2"};
+  litelens::testing::ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  for (std::size_t code = 0; code <= names.size(); ++code)
+    b.add_tensor(sg, "t" + std::to_string(code), {2}, static_cast<tflite::TensorType>(code));
+  const CliRun r = run("tensors --json " + zoo_path("dtypes", b));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto tensors = nlohmann::json::parse(r.out)["subgraphs"][0]["tensors"];
+  ASSERT_EQ(tensors.size(), names.size() + 1);
+  for (std::size_t code = 0; code < names.size(); ++code) EXPECT_EQ(tensors[code]["dtype"], names[code]) << code;
+  EXPECT_EQ(tensors[names.size()]["dtype"], "unknown(23)");
+}
+
+// Option vectors come out as lists, from both option unions (builtin_options_2 holds the StableHLO
+// ops), with enums by name, inside vectors too.
+TEST(cli_test, ops_decode_option_vectors_and_builtin_options_2) {
+  using namespace tflite;
+  litelens::testing::ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  b.add_tensor(sg, "x", {2, 3});
+  b.add_tensor(sg, "y", {3, 2});
+  ReshapeOptionsT reshape;
+  reshape.new_shape = {3, -1};
+  const int r = b.add_operator(sg, b.add_opcode(BuiltinOperator_RESHAPE), {0}, {1});
+  b.op(sg, r).builtin_options.Set(std::move(reshape));
+  StablehloConvolutionOptionsT conv;
+  conv.window_strides = {1, 2};
+  conv.padding = {0, 0, 1, 1};
+  conv.feature_group_count = 3;
+  conv.precision_config = {StablehloPrecisionConfig_HIGH, StablehloPrecisionConfig_HIGHEST};
+  const int c = b.add_operator(sg, b.add_opcode(BuiltinOperator_STABLEHLO_CONVOLUTION), {0, 1}, {1});
+  b.op(sg, c).builtin_options_2.Set(std::move(conv));
+  StablehloCompareOptionsT compare;
+  compare.comparison_direction = StablehloComparisonDirection_STABLEHLO_COMPARISON_DIRECTION_GE;
+  compare.compare_type = StablehloComparisonType_STABLEHLO_COMPARISON_TYPE_FLOAT;
+  const int k = b.add_operator(sg, b.add_opcode(BuiltinOperator_STABLEHLO_COMPARE), {0, 0}, {1});
+  b.op(sg, k).builtin_options_2.Set(std::move(compare));
+  const CliRun run_ops = run("ops --json " + zoo_path("options2", b));
+  ASSERT_EQ(run_ops.status, 0) << run_ops.err;
+  const auto ops = nlohmann::json::parse(run_ops.out)["subgraphs"][0]["operators"];
+  EXPECT_EQ(ops[0]["options"]["new_shape"], nlohmann::json({3, -1}));
+  EXPECT_EQ(ops[1]["op"], "STABLEHLO_CONVOLUTION");
+  EXPECT_EQ(ops[1]["options"]["window_strides"], nlohmann::json({1, 2}));
+  EXPECT_EQ(ops[1]["options"]["padding"], nlohmann::json({0, 0, 1, 1}));
+  EXPECT_EQ(ops[1]["options"]["feature_group_count"], 3);
+  EXPECT_EQ(ops[1]["options"]["precision_config"], nlohmann::json({"HIGH", "HIGHEST"}));
+  EXPECT_EQ(ops[2]["options"]["comparison_direction"], "STABLEHLO_COMPARISON_DIRECTION_GE");
+  EXPECT_EQ(ops[2]["options"]["compare_type"], "STABLEHLO_COMPARISON_TYPE_FLOAT");
 }
 
 TEST(cli_test, layers_and_extract) {

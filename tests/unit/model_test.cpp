@@ -150,6 +150,70 @@ TEST(model_test, reads_buffers_stored_after_the_flatbuffer) {
   EXPECT_EQ(floats(m.subgraph(0).tensor(2).data()), (std::vector<float>{1, 2, 3, 4}));
 }
 
+// Data after the FlatBuffer has no alignment rule. data_as<T>() cannot view misaligned bytes (it
+// says so, and is_aligned_for<T>() tells in advance); copy_as<T>() reads them anyway.
+TEST(model_test, misaligned_data_is_read_by_copy) {
+  ModelBuilder b = conv_model();
+  const int bias_buffer = static_cast<int>(b.tensor(0, 2).buffer);
+  b.buffer(bias_buffer).data.clear();
+  b.buffer(bias_buffer).offset = 2;  // a placeholder of the same width, replaced below
+  b.buffer(bias_buffer).size = 16;
+  const std::size_t head_size = b.finish().size();
+  b.buffer(bias_buffer).offset = head_size + 1;  // odd: misaligned for float
+  auto bytes = b.finish();
+  ASSERT_EQ(bytes.size(), head_size);
+  bytes.push_back(std::byte{0});
+  const std::vector<float> bias{0.5f, -1.0f, 2.0f, 8.0f};
+  const auto* raw = reinterpret_cast<const std::byte*>(bias.data());
+  bytes.insert(bytes.end(), raw, raw + 16);
+  const Model m = Model::from_bytes(bytes);
+  const Tensor t = m.subgraph(0).tensor(2);
+  EXPECT_EQ(*t.data_offset(), head_size + 1);
+  EXPECT_FALSE(t.is_aligned_for<float>());
+  EXPECT_THROW(t.data_as<float>(), std::invalid_argument);
+  EXPECT_EQ(t.copy_as<float>(), bias);
+  EXPECT_THROW(t.copy_as<std::int32_t>(), std::invalid_argument);  // the wrong type is still misuse
+  EXPECT_TRUE(m.subgraph(0).tensor(1).is_aligned_for<float>());
+  EXPECT_EQ(m.subgraph(0).tensor(1).copy_as<float>()[0], -10.0f);
+}
+
+// Files over 2 GiB keep their weights after the FlatBuffer: the verifier sees only the FlatBuffer
+// part, and offsets past 2^31 (and 2^32) read correctly. The file is sparse, so this is cheap.
+TEST(model_test, opens_files_larger_than_4_gib_with_weights_at_the_end) {
+  ModelBuilder b = conv_model();
+  const int bias_buffer = static_cast<int>(b.tensor(0, 2).buffer);
+  const std::uint64_t far = (4ull << 30) + 4096;  // past 2^32
+  b.buffer(bias_buffer).data.clear();
+  b.buffer(bias_buffer).offset = far;
+  b.buffer(bias_buffer).size = 16;
+  const auto head = b.finish();
+  const std::string path = ::testing::TempDir() + "model_test_huge_" + std::to_string(::getpid()) + ".tflite";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(head.data()), static_cast<std::streamsize>(head.size()));
+    f.seekp(static_cast<std::streamoff>(far));
+    const std::vector<float> bias{1.5f, -2.0f, 3.25f, 4.0f};
+    f.write(reinterpret_cast<const char*>(bias.data()), 16);
+  }
+  {
+    const Model m = Model::open(path);
+    EXPECT_EQ(m.file_size(), far + 16);
+    EXPECT_EQ(m.flatbuffer_size(), head.size());
+    const Tensor bias = m.subgraph(0).tensor(2);
+    EXPECT_EQ(*bias.data_offset(), far);
+    EXPECT_EQ(floats(bias.data()), (std::vector<float>{1.5f, -2.0f, 3.25f, 4.0f}));
+    EXPECT_EQ(floats(m.subgraph(0).tensor(1).data())[1], 0.5f - 10.0f);  // inline data still reads
+  }
+  std::filesystem::resize_file(path, far + 8);  // the weight now ends past the file
+  try {
+    (void)Model::open(path);
+    ADD_FAILURE() << "a buffer past the end of the file opened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::buffer_out_of_file) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
 // Opening and walking everything but the data must not read the weights: their pages stay out of
 // memory until data() is used. Checked with mincore() after dropping the file from the page cache.
 TEST(model_test, open_touches_no_data_pages) {
@@ -311,6 +375,65 @@ TEST(model_test, reads_quantization_per_axis_and_blockwise) {
   EXPECT_EQ(blockwise->scales_tensor, scales);
   EXPECT_EQ(blockwise->block_size, 4);
   EXPECT_EQ(m.subgraph(0).tensor(blocked).data().size(), 4u);  // 8 int4 values packed
+}
+
+// Schema "3d": values kept in a separate file are described, never read, and do not count as
+// constants of this file.
+TEST(model_test, reports_where_external_values_live) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  const int first = b.add_tensor(sg, "embedding", {4, 2});
+  const int second = b.add_tensor(sg, "head", {2});
+  const int twin = b.add_tensor(sg, "head_again", {2});
+  const int plain = b.add_tensor(sg, "activation", {2});
+  for (const char* name : {"weights-0.bin", "weights-1.bin"}) {
+    auto group = std::make_unique<tflite::ExternalBufferGroupT>();
+    group->name = name;
+    b.model().external_buffer_groups.push_back(std::move(group));
+  }
+  const auto add_external = [&](std::uint32_t id, std::uint32_t group, std::uint64_t offset, std::uint64_t length,
+                                std::string packing) {
+    auto e = std::make_unique<tflite::ExternalBufferT>();
+    e->id = id;
+    e->group = group;
+    e->offset = offset;
+    e->length = length;
+    e->packing = std::move(packing);
+    b.model().external_buffers.push_back(std::move(e));
+  };
+  add_external(0x80000001u, 1, 4096, 8, "");
+  add_external(0x80000000u, 0, 1ull << 33, 32, "row-major");
+  add_external(0x80000001u, 0, 0, 999, "");  // a duplicate id: the first one is used
+  b.tensor(sg, first).external_buffer = 0x80000000u;
+  b.tensor(sg, second).external_buffer = 0x80000001u;
+  b.tensor(sg, twin).external_buffer = 0x80000001u;
+  const Model m = Model::from_bytes(b.finish());
+  const Subgraph g = m.subgraph(0);
+
+  const auto e0 = g.tensor(first).external_data();
+  ASSERT_TRUE(e0);
+  EXPECT_EQ(e0->id, 0x80000000u);
+  EXPECT_EQ(e0->group, 0u);
+  EXPECT_EQ(e0->group_name, "weights-0.bin");
+  EXPECT_EQ(e0->offset, 1ull << 33);
+  EXPECT_EQ(e0->length, 32u);
+  EXPECT_EQ(e0->packing, "row-major");
+  const auto e1 = g.tensor(second).external_data();
+  ASSERT_TRUE(e1);
+  EXPECT_EQ(e1->group_name, "weights-1.bin");
+  EXPECT_EQ(e1->offset, 4096u);
+  EXPECT_EQ(e1->length, 8u);
+  EXPECT_EQ(e1->packing, "");
+  EXPECT_FALSE(g.tensor(plain).external_data());
+  EXPECT_FALSE(g.tensor(first).is_constant());
+  EXPECT_TRUE(g.tensor(first).data().empty());
+
+  ASSERT_EQ(m.warnings().size(), 1u);
+  EXPECT_EQ(m.warnings()[0].code, "external_buffer_duplicate_id");
+  const ModelSummary s = summarize(m);
+  EXPECT_EQ(s.external_tensors, 3u);
+  EXPECT_EQ(s.external_bytes, 40u);  // the buffer that two tensors share counts once
+  EXPECT_EQ(s.constant_tensors, 0u);
 }
 
 TEST(model_test, reads_sparsity_parameters) {

@@ -52,6 +52,9 @@ json tensor_json(const Tensor& t) {
               {"sparsity", sparsity_json(t.sparsity())}};
   if (auto offset = t.data_offset()) out["data_offset"] = *offset;
   if (t.external_buffer() != 0) out["external_buffer"] = t.external_buffer();
+  if (const auto ext = t.external_data())
+    out["external_data"] = {{"id", ext->id},         {"group", ext->group},   {"group_name", ext->group_name},
+                            {"offset", ext->offset}, {"length", ext->length}, {"packing", ext->packing}};
   return out;
 }
 
@@ -128,6 +131,7 @@ json info_document(const Model& model, int subgraph) {
     warnings.push_back(std::move(item));
   }
   return {{"path", model.label()},
+          {"identifier", "TFL3"},
           {"version", model.version()},
           {"description", model.description()},
           {"file_size", model.file_size()},
@@ -139,6 +143,8 @@ json info_document(const Model& model, int subgraph) {
           {"constant_tensors", s.constant_tensors},
           {"parameters", s.parameters},
           {"constant_bytes", s.constant_bytes},
+          {"external_tensors", s.external_tensors},
+          {"external_bytes", s.external_bytes},
           {"by_dtype", std::move(by_dtype)},
           {"metadata", std::move(metadata)},
           {"model_metadata", model_metadata_json(model)},

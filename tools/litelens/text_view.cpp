@@ -80,7 +80,7 @@ std::string index_list(std::span<const std::int32_t> list) { return fmt::format(
 void print_info(std::FILE* out, const Model& model, int subgraph) {
   const ModelSummary s = summarize(model, subgraph);
   fmt::print(out, "model        {}\n", model.label());
-  fmt::print(out, "version      {}\n", model.version());
+  fmt::print(out, "format       TFL3, schema version {}\n", model.version());
   fmt::print(out, "description  {}\n", model.description());
   fmt::print(out, "file size    {} ({} bytes)\n", human_bytes(model.file_size()), model.file_size());
   fmt::print(out, "flatbuffer   {} bytes{}\n", model.flatbuffer_size(),
@@ -89,6 +89,9 @@ void print_info(std::FILE* out, const Model& model, int subgraph) {
                  : "");
   fmt::print(out, "parameters   {} in {} constant tensors, {}\n", s.parameters, s.constant_tensors,
              human_bytes(s.constant_bytes));
+  if (s.external_tensors)
+    fmt::print(out, "external     {} tensors with values in external files, {}\n", s.external_tensors,
+               human_bytes(s.external_bytes));
 
   fmt::print(out, "\nsubgraphs\n");
   for (const Subgraph sg : model.subgraphs()) {
@@ -140,6 +143,8 @@ void print_tensors(std::FILE* out, const Model& model, int subgraph) {
       std::string flags;
       if (t.is_variable()) flags += " variable";
       if (t.is_sparse()) flags += " sparse";
+      if (const auto ext = t.external_data())
+        flags += fmt::format(" external:{}@{}+{}", ext->group_name, ext->offset, ext->length);
       fmt::print(out, "  {:>5}  {:<48} {:<18} {:<10} {:>6} {:>10}  {}{}\n", t.index(), t.name(), shape_text(t.shape()),
                  dtype_name(t.dtype()), t.buffer(), t.data().size(), quant_text(t.quantization()), flags);
     }
