@@ -324,6 +324,34 @@ std::optional<std::string> densify_refusal(const Tensor& t) {
                      t.index(), t.name(), dense, stored_bytes, kRatio);
 }
 
+DecodeMode exact_real_mode(const Tensor& t) {
+  const auto q = t.quantization();
+  const bool quantized = q && !(q->scheme == Quantization::Scheme::affine && q->scale.empty());
+  switch (t.dtype()) {
+    case DType::float16:
+    case DType::bfloat16:
+    case DType::float8_e4m3fn:
+    case DType::float8_e5m2:
+    case DType::float32:
+    case DType::float64:
+    case DType::complex64:
+    case DType::complex128: return DecodeMode::dequantized;
+    default: return quantized ? DecodeMode::dequantized : DecodeMode::stored;
+  }
+}
+
+// Real values that carry no quantization (integers, booleans, float64) as float32, so that
+// dequantized mode has one dtype; complex values have no float32 form and stay as they are.
+Array to_float32(const Array& a) {
+  if (a.dtype() == DType::complex64 || a.dtype() == DType::complex128) return a;
+  read_ahead(a);
+  std::vector<std::byte> out = fresh_buffer(a.size() * sizeof(float));
+  float* dst = typed<float>(out).data();
+  std::uint64_t i = 0;
+  for_each_number(a, a.size(), [&](auto v) { dst[i++] = static_cast<float>(v); });
+  return Array::own(DType::float32, a.shape(), std::move(out));
+}
+
 Array decode(const Model& model, const Tensor& tensor, DecodeMode mode) {
   if (!tensor.is_constant())
     throw std::invalid_argument(fmt::format("tensor {} '{}' has no data in the file", tensor.index(), tensor.name()));
@@ -336,11 +364,9 @@ Array decode(const Model& model, const Tensor& tensor, DecodeMode mode) {
   values = widen(values);
   if (mode == DecodeMode::widened || values.dtype() == DType::float32) return values;
   const auto q = tensor.quantization();
-  if (!q) return values;
+  if (!q || (q->scheme == Quantization::Scheme::affine && q->scale.empty())) return to_float32(values);
   switch (q->scheme) {
-    case Quantization::Scheme::affine:
-      if (q->scale.empty()) return values;
-      return dequantize_affine(values, tensor, *q);
+    case Quantization::Scheme::affine: return dequantize_affine(values, tensor, *q);
     case Quantization::Scheme::blockwise: return dequantize_blockwise_tensor(model, values, tensor, *q);
     default:
       throw std::invalid_argument(fmt::format("tensor {} '{}': {} quantization cannot be dequantized", tensor.index(),

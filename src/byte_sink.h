@@ -68,7 +68,10 @@ class FileSink final : public ByteSink {
 };
 
 /// A folder that appears only when complete: files go into a temporary sibling folder, which
-/// commit() renames to `path` (replacing an existing folder there).
+/// commit() renames to `path`. What is at `path` is replaced only when it is an empty folder or
+/// an earlier export (litelens manifest.json at the top, otherwise only folders and .npy files);
+/// anything else makes the constructor (and commit(), checking again) throw Error(output),
+/// leaving it untouched.
 class StagedFolder {
  public:
   explicit StagedFolder(std::filesystem::path path);

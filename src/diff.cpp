@@ -121,8 +121,9 @@ ParamDiff diff_param(const Model& ma, const Layer& la, const Param* pa, const Mo
   }
   if (!options.values) return d;
   try {
-    const Array va = param_values(ma, la, *pa, DecodeMode::dequantized);
-    const Array vb = param_values(mb, lb, *pb, DecodeMode::dequantized);
+    // Integers without quantization compare as stored: float32 would merge 2^24 and 2^24 + 1.
+    const Array va = param_values(ma, la, *pa, exact_real_mode(ma.subgraph(la.subgraph).tensor(pa->stored_tensor)));
+    const Array vb = param_values(mb, lb, *pb, exact_real_mode(mb.subgraph(lb.subgraph).tensor(pb->stored_tensor)));
     d.values = compare_values(va, vb);
   } catch (const std::invalid_argument& e) {
     d.note = e.what();
@@ -164,6 +165,25 @@ LayerDiff diff_layer(const Model& ma, const Layer& la, const Model& mb, const La
 bool ParamDiff::identical() const noexcept {
   return a && b && !shape_changed && !dtype_changed && !quantization_changed &&
          ((values && values->differing == 0) || bytes_equal.value_or(false) || (a->runtime && b->runtime));
+}
+
+DiffSummary summarize(const ModelDiff& diff) {
+  DiffSummary s;
+  s.matched_layers = diff.layers.size();
+  s.only_in_a = diff.only_in_a.size();
+  s.only_in_b = diff.only_in_b.size();
+  for (const auto& l : diff.layers) {
+    ++s.matched_by[l.matched_by];
+    for (const auto& p : l.params) {
+      ++s.params;
+      s.identical_params += p.identical();
+      s.values_changed += (p.values && p.values->differing > 0) || (p.bytes_equal && !*p.bytes_equal);
+      s.shape_changed += p.shape_changed;
+      s.dtype_changed += p.dtype_changed;
+      s.quantization_changed += p.quantization_changed;
+    }
+  }
+  return s;
 }
 
 bool LayerDiff::identical() const noexcept {

@@ -53,10 +53,16 @@ bool format_has_dtype(ExportFormat format, DType t) {
 }
 
 // The values exported for an item, in the requested mode, dtype the format can hold and layout.
+DecodeMode item_mode(const Model& model, const ExportItem& item, const ExportOptions& options) {
+  if (options.mode != DecodeMode::dequantized) return options.mode;
+  const Tensor t = model.subgraph(item.layer->subgraph).tensor(item.param.stored_tensor);
+  return exact_real_mode(t);
+}
+
 Array exported_values(const Model& model, const ExportItem& item, const ExportOptions& options) {
   Array values;
   try {
-    values = param_values(model, item.layer, item.param, options.mode);
+    values = param_values(model, *item.layer, item.param, item_mode(model, item, options));
   } catch (const std::invalid_argument& e) {
     // A value that cannot be decoded (a STRING constant, an unsupported quantization) fails the
     // export as an output error, so the temporary file is removed on the way out.
@@ -64,33 +70,30 @@ Array exported_values(const Model& model, const ExportItem& item, const ExportOp
   }
   if (!format_has_dtype(options.format, values.dtype())) {
     // Decoding again in widened mode is cheap and keeps the kernels in one place.
-    values = param_values(model, item.layer, item.param, DecodeMode::widened);
+    values = param_values(model, *item.layer, item.param, DecodeMode::widened);
     if (!format_has_dtype(options.format, values.dtype()))
       throw Error(ErrorKind::output, model.label(),
                   fmt::format("{}: {} values cannot be written in this format", item.key, dtype_name(values.dtype())));
   }
-  return to_layout(model, item.layer, item.param, values, options.layout);
+  return to_layout(model, *item.layer, item.param, values, options.layout);
 }
 
 // The dtype and shape an item will have, without decoding it (safetensors needs its header first).
 std::pair<DType, std::vector<std::int64_t>> exported_signature(const Model& model, const ExportItem& item,
                                                                const ExportOptions& options) {
-  const Tensor t = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor);
+  const Tensor t = model.subgraph(item.layer->subgraph).tensor(item.param.stored_tensor);
   DType type = t.dtype();
   if (is_packed(type)) type = type == DType::uint4 ? DType::uint8 : DType::int8;
-  const auto q = t.quantization();
   const bool floaty = type == DType::float16 || type == DType::bfloat16 || type == DType::float8_e4m3fn ||
                       type == DType::float8_e5m2;
   if (options.mode == DecodeMode::widened && floaty) type = DType::float32;
-  if (options.mode == DecodeMode::dequantized) {
-    const bool quantized = q && ((q->scheme == Quantization::Scheme::affine && !q->scale.empty()) ||
-                                 q->scheme == Quantization::Scheme::blockwise);
-    if (floaty || (quantized && type != DType::float32)) type = DType::float32;
-  }
+  if (options.mode == DecodeMode::dequantized && exact_real_mode(t) == DecodeMode::dequantized &&
+      type != DType::complex64 && type != DType::complex128)
+    type = DType::float32;  // as decode() gives it
   if (!format_has_dtype(options.format, type)) type = DType::float32;
   std::vector<std::int64_t> shape(t.shape().begin(), t.shape().end());
   if (options.layout != Framework::tflite)
-    if (const auto c = layout_conversion(model, item.layer, item.param, options.layout)) {
+    if (const auto c = layout_conversion(model, *item.layer, item.param, options.layout)) {
       if (!c->perm.empty()) {
         std::vector<std::int64_t> permuted(shape.size());
         for (std::size_t i = 0; i < shape.size(); ++i) permuted[i] = shape[c->perm[i]];
@@ -107,37 +110,47 @@ std::uint64_t element_count(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
-// One array's manifest entry, left open so that a JSON export can add its values.
-void begin_manifest_entry(detail::JsonWriter& w, const Model& model, const ExportItem& item,
-                          const ExportOptions& options, DType dtype, const std::vector<std::int64_t>& shape) {
-  const Subgraph sg = model.subgraph(item.layer.subgraph);
-  const Tensor stored = sg.tensor(item.param.stored_tensor);
+// The layout label after options.layout's conversion ("" when the parameter has none) and
+// where the quantization axis lands in the exported `shape`.
+std::pair<std::string, detail::QuantizationAxes> exported_layout(const Model& model, const ExportItem& item,
+                                                                  const ExportOptions& options,
+                                                                  const std::vector<std::int64_t>& shape) {
   std::string layout = item.param.layout;
-  const auto q = stored.quantization();
+  const auto q = model.subgraph(item.layer->subgraph).tensor(item.param.stored_tensor).quantization();
   detail::QuantizationAxes axes{q ? q->quantized_dimension : 0, false};
-  if (const auto c = layout_conversion(model, item.layer, item.param, options.layout)) {
+  if (const auto c = layout_conversion(model, *item.layer, item.param, options.layout)) {
     layout = c->label;
     axes.quantized_dimension = converted_axis(*c, axes.quantized_dimension);
     // A reshape after the permutation (depthwise [1,H,W,C*M] -> keras [H,W,C,M]) splits the
     // quantized channel axis in two: the scales then run along axes (axis, axis + 1) flattened.
     const int axis = axes.quantized_dimension;
-    if (q && q->scale.size() > 1 && !c->shape.empty() && c->shape.size() == shape.size() &&
+    if (q && q->scale.size() > 1 && !c->shape.empty() && c->shape.size() == shape.size() && axis >= 0 &&
         axis + 1 < static_cast<int>(shape.size()) &&
         static_cast<std::uint64_t>(shape[axis]) * static_cast<std::uint64_t>(shape[axis + 1]) == q->scale.size())
       axes.split = true;
   }
+  return {std::move(layout), axes};
+}
+
+// One array's manifest entry, left open so that a JSON export can add its values.
+void begin_manifest_entry(detail::JsonWriter& w, const Model& model, const ExportItem& item,
+                          const ExportOptions& options, DType dtype, const std::vector<std::int64_t>& shape) {
+  const Subgraph sg = model.subgraph(item.layer->subgraph);
+  const Tensor stored = sg.tensor(item.param.stored_tensor);
+  const auto q = stored.quantization();
+  const auto [layout, axes] = exported_layout(model, item, options, shape);
   w.key(item.key);
   w.begin_object();
   w.key("subgraph");
-  w.value(item.layer.subgraph);
+  w.value(item.layer->subgraph);
   w.key("layer");
-  w.value(item.layer.index);
+  w.value(item.layer->index);
   w.key("layer_key");
-  w.value(item.layer.key());
+  w.value(item.layer->key());
   w.key("layer_name");
-  w.value(item.layer.name);
+  w.value(item.layer->name);
   w.key("op");
-  w.value(item.layer.op);
+  w.value(item.layer->op);
   w.key("role");
   w.value(item.param.role);
   w.key("tensor");
@@ -160,11 +173,11 @@ void begin_manifest_entry(detail::JsonWriter& w, const Model& model, const Expor
   else
     w.value(layout);
   w.key("values");
-  w.value(options.mode == DecodeMode::dequantized ? "dequantized" : "stored");
+  w.value(item_mode(model, item, options) == DecodeMode::dequantized ? "dequantized" : "stored");
   w.key("quantization");
   detail::emit(w, q, axes);
   w.key("options");
-  detail::emit(w, item.layer.options);
+  detail::emit(w, item.layer->options);
 }
 
 // The manifest document, with `each(item)` called inside every entry before it closes.
@@ -195,8 +208,8 @@ std::string manifest(const Model& model, const std::vector<ExportItem>& items, c
   // faults in fresh pages at each step, which cost more than writing the numbers.
   std::size_t estimate = 256;
   for (const auto& item : items) {
-    estimate += 768 + 2 * item.layer.name.size();
-    if (const auto q = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor).quantization())
+    estimate += 768 + 2 * item.layer->name.size();
+    if (const auto q = model.subgraph(item.layer->subgraph).tensor(item.param.stored_tensor).quantization())
       estimate += 24 * q->scale.size() + 4 * q->zero_point.size();
   }
   std::string text;
@@ -208,13 +221,26 @@ std::string manifest(const Model& model, const std::vector<ExportItem>& items, c
 
 // ---- progress -------------------------------------------------------------------------------
 
+// Array values are written and reported in pieces of this size, so that progress moves within
+// one large array instead of jumping to 100% when it is done.
+constexpr std::size_t kProgressChunk = std::size_t{8} << 20;
+// Text formats report every this many values (and write their text out then).
+constexpr std::uint64_t kProgressValues = std::uint64_t{1} << 16;
+
 struct Progress {
   const ExportOptions& options;
   std::uint64_t total = 0;
   std::uint64_t done = 0;
   void add(std::uint64_t n) {
     done += n;
-    if (options.progress) options.progress(done, total);
+    if (options.progress && n > 0) options.progress(done, total);
+  }
+  // The last report says done == total even when nothing was left to add (an export of empty
+  // arrays), so that a progress line gets its end.
+  void finish() {
+    if (!options.progress || done == total) return;
+    done = total;
+    options.progress(done, total);
   }
 };
 
@@ -435,6 +461,15 @@ class ModelFile {
   mutable std::unique_ptr<std::byte[]> buffer_;
 };
 
+// Writes array bytes to `sink` piece by piece, reporting each piece.
+void write_chunked(const ModelFile& file, ByteSink& sink, std::span<const std::byte> bytes, Progress& progress) {
+  for (std::size_t at = 0; at < bytes.size(); at += kProgressChunk) {
+    const auto piece = bytes.subspan(at, std::min(kProgressChunk, bytes.size() - at));
+    file.write(sink, piece);
+    progress.add(piece.size());
+  }
+}
+
 // ---- a streaming ZIP writer (stored entries, ZIP64 where sizes or offsets need it) ------------
 
 template <class T>
@@ -446,11 +481,11 @@ class ZipWriter {
  public:
   explicit ZipWriter(ByteSink& sink) : sink_(sink) {}
 
-  // Writes one stored entry whose content is `parts` concatenated.
-  void add(const std::string& name, std::initializer_list<std::span<const std::byte>> parts,
-           const ModelFile* source = nullptr) {
-    std::uint64_t size = 0;
-    for (auto p : parts) size += p.size();
+  // Writes one stored entry whose content is `head` then `data`; `data` is read through
+  // `source` when given and reported to `progress` piece by piece when given.
+  void add(const std::string& name, std::span<const std::byte> head, std::span<const std::byte> data = {},
+           const ModelFile* source = nullptr, Progress* progress = nullptr) {
+    const std::uint64_t size = head.size() + data.size();
     Entry e{name, sink_.position(), size, 0};
     const bool zip64 = size >= 0xffffffffULL;
     std::string header;
@@ -474,11 +509,14 @@ class ZipWriter {
       put<std::uint64_t>(header, size);
     }
     sink_.write(header);
-    std::uint32_t crc = 0;
-    for (auto p : parts) {
-      crc = source ? source->crc32(crc, p) : crc32_update(crc, p);
-      if (source) source->write(sink_, p);
-      else sink_.write(p);
+    std::uint32_t crc = crc32_update(0, head);
+    sink_.write(head);
+    for (std::size_t at = 0; at < data.size(); at += kProgressChunk) {
+      const auto piece = data.subspan(at, std::min(kProgressChunk, data.size() - at));
+      crc = source ? source->crc32(crc, piece) : crc32_update(crc, piece);
+      if (source) source->write(sink_, piece);
+      else sink_.write(piece);
+      if (progress) progress->add(piece.size());
     }
     e.crc = crc;
     std::string crc_bytes;
@@ -579,14 +617,14 @@ ExportReport write_npz(const Model& model, const std::vector<ExportItem>& items,
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
     const std::string header = npy_header(a);
-    zip.add(item.key + ".npy", {text_bytes(header), a.bytes()}, &file);
+    zip.add(item.key + ".npy", text_bytes(header), a.bytes(), &file, &progress);
     ++report.arrays;
     report.bytes += a.bytes().size();
-    progress.add(a.bytes().size());
   }
   const std::string m = manifest(model, items, options);
-  zip.add("manifest.json", {text_bytes(m)});
+  zip.add("manifest.json", text_bytes(m));
   zip.finish();
+  progress.finish();
   return report;
 }
 
@@ -658,11 +696,11 @@ ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>
   const ModelFile file(model);
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
-    file.write(sink, a.bytes());
+    write_chunked(file, sink, a.bytes(), progress);
     ++report.arrays;
     report.bytes += a.bytes().size();
-    progress.add(a.bytes().size());
   }
+  progress.finish();
   if (report.bytes != offset)
     throw std::logic_error("safetensors export: array sizes differ from the header");  // our bug, not the file's
   return report;
@@ -670,17 +708,41 @@ ExportReport write_safetensors(const Model& model, const std::vector<ExportItem>
 
 // ---- JSON and C header: values as text ----------------------------------------------------------
 
-// Nested lists, one level per dimension; a scalar is a bare number, an empty array [].
-void write_values(detail::JsonWriter& w, const Array& a) {
+// Reports an array's values to `progress` as its text is written: `values_done(n)` after the
+// first n values, `done()` at the end.
+class ValueProgress {
+ public:
+  ValueProgress(Progress& progress, const Array& a)
+      : progress_(progress), bytes_(a.bytes().size()), count_(a.size()) {}
+  void values_done(std::uint64_t n) { to(count_ == 0 ? bytes_ : bytes_ / count_ * n); }
+  void done() { to(bytes_); }
+
+ private:
+  void to(std::uint64_t bytes) {
+    progress_.add(bytes - reported_);
+    reported_ = bytes;
+  }
+  Progress& progress_;
+  std::uint64_t bytes_;
+  std::uint64_t count_;
+  std::uint64_t reported_ = 0;
+};
+
+// Nested lists, one level per dimension; a scalar is a bare number, an empty array []. Every
+// kProgressValues values `flush(n)` is called, n values written so far.
+template <class Flush>
+void write_values(detail::JsonWriter& w, const Array& a, Flush&& flush) {
   const auto& shape = a.shape();
   std::vector<std::int64_t> index(shape.size(), 0);
   std::size_t depth = 0;  // open lists
+  std::uint64_t count = 0;
   for_each_number(a, a.size(), [&](auto v) {
     while (depth < shape.size()) {
       w.begin_array();
       ++depth;
     }
     w.value(v);
+    if (++count % kProgressValues == 0) flush(count);
     // Advance the multi-index, closing one list per dimension that wraps.
     for (std::size_t d = shape.size(); d-- > 0;) {
       if (++index[d] < shape[d]) break;
@@ -700,21 +762,30 @@ void write_values(detail::JsonWriter& w, const Array& a) {
 ExportReport write_json(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
                         ByteSink& sink) {
   ExportReport report;
+  Progress progress{options, total_bytes(model, items, options)};
   std::string text;
   detail::JsonWriter w(text, /*pretty=*/true);
   write_manifest(w, model, items, options, [&](const ExportItem& item) {
     const Array a = exported_values(model, item, options);
+    ValueProgress reported(progress, a);
     w.key("values");
-    write_values(w, a);
+    // Streamed, within an array too: memory stays at about a MiB of text, whatever the size.
+    write_values(w, a, [&](std::uint64_t n) {
+      sink.write(text);
+      text.clear();
+      reported.values_done(n);
+    });
+    reported.done();
     ++report.arrays;
     report.bytes += a.bytes().size();
-    if (text.size() > (1u << 20)) {  // stream: memory stays at about one array's text
+    if (text.size() > (1u << 20)) {
       sink.write(text);
       text.clear();
     }
   });
   text += '\n';
   sink.write(text);
+  progress.finish();
   return report;
 }
 
@@ -771,16 +842,62 @@ std::string c_literal(T v) {
   }
 }
 
+// Text for inside a /* */ comment: a name holding "*/" would end it early.
+std::string comment_text(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    out += s[i];
+    if (s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/') out += ' ';
+  }
+  return out;
+}
+
+// The affine quantization of a stored array, for code that computes with the stored integers
+// (a microcontroller build): NAME_QUANT_AXIS (in the exported layout), NAME_QUANT_AXES (2 when
+// a keras depthwise reshape split the channel axis, else 1), NAME_QUANT_COUNT, and the arrays
+// name_scale[] and name_zero_point[] (a shared or absent zero point repeated per scale), plus
+// NAME_SCALE and NAME_ZERO_POINT when there is one scale. "" when there is nothing to emit.
+std::string c_quantization(const Model& model, const ExportItem& item, const ExportOptions& options, const Array& a,
+                           const std::string& id, const std::string& macro) {
+  if (options.mode == DecodeMode::dequantized || a.dtype() == DType::float32 || a.dtype() == DType::float64) return "";
+  const auto q = model.subgraph(item.layer->subgraph).tensor(item.param.stored_tensor).quantization();
+  if (!q) return "";
+  if (q->scheme != Quantization::Scheme::affine)
+    return fmt::format("/* {} quantization: its scales are not in this header */\n", scheme_name(q->scheme));
+  if (q->scale.empty()) return "";
+  const std::vector<std::int64_t> shape(a.shape().begin(), a.shape().end());
+  const auto axes = exported_layout(model, item, options, shape).second;
+  const std::size_t n = q->scale.size();
+  std::string text = fmt::format("#define {}_QUANT_AXIS {}\n#define {}_QUANT_AXES {}\n#define {}_QUANT_COUNT {}\n",
+                                 macro, axes.quantized_dimension, macro, axes.split ? 2 : 1, macro, n);
+  const auto zero_point = [&](std::size_t i) -> std::int64_t {
+    if (q->zero_point.empty()) return 0;
+    return q->zero_point.size() == 1 ? q->zero_point[0] : q->zero_point[i];
+  };
+  if (n == 1)
+    text += fmt::format("#define {}_SCALE {}\n#define {}_ZERO_POINT {}\n", macro, c_literal(q->scale[0]), macro,
+                        c_literal(zero_point(0)));
+  text += fmt::format("static const float {}_scale[{}] = {{", id, n);
+  for (std::size_t i = 0; i < n; ++i) text += (i % 8 == 0 ? "\n  " : " ") + c_literal(q->scale[i]) + ",";
+  text += fmt::format("\n}};\nstatic const int64_t {}_zero_point[{}] = {{", id, n);
+  for (std::size_t i = 0; i < n; ++i) text += (i % 8 == 0 ? "\n  " : " ") + c_literal(zero_point(i)) + ",";
+  text += "\n};\n";
+  return text;
+}
+
 ExportReport write_c_header(const Model& model, const std::vector<ExportItem>& items, const ExportOptions& options,
                             ByteSink& sink) {
   sink.write(std::string_view(
       "/* Generated by litelens extract. Each array: <NAME>[<NAME>_SIZE], row-major, with\n"
       " * <NAME>_RANK and <NAME>_DIM<i> macros; float values printed with 9 significant digits\n"
-      " * round-trip exactly. */\n"
+      " * round-trip exactly. The layout in each comment is that of the exported values. Stored\n"
+      " * quantized values come with <NAME>_QUANT_AXIS, <NAME>_QUANT_AXES, <NAME>_QUANT_COUNT,\n"
+      " * <name>_scale[] and <name>_zero_point[]: real = scale * (value - zero_point). */\n"
       "#ifndef LITELENS_EXPORT_H\n#define LITELENS_EXPORT_H\n\n#include <math.h>\n#include <stdint.h>\n\n"
       "#if defined(_MSC_VER)\n#define LITELENS_ALIGNED(n) __declspec(align(n))\n#else\n"
       "#define LITELENS_ALIGNED(n) __attribute__((aligned(n)))\n#endif\n\n"));
   ExportReport report;
+  Progress progress{options, total_bytes(model, items, options)};
   for (const auto& item : items) {
     const Array a = exported_values(model, item, options);
     const std::string id = c_identifier(item.key);
@@ -789,31 +906,38 @@ ExportReport write_c_header(const Model& model, const std::vector<ExportItem>& i
     if (type.empty())
       throw Error(ErrorKind::output, model.label(),
                   fmt::format("{}: {} values cannot be written to a C header", item.key, dtype_name(a.dtype())));
-    std::string text = fmt::format("/* {} ({}), {} {} */\n", item.key, item.layer.name, dtype_name(a.dtype()),
-                                   item.param.layout.empty() ? "" : "layout " + item.param.layout);
+    const std::vector<std::int64_t> shape(a.shape().begin(), a.shape().end());
+    const std::string layout = exported_layout(model, item, options, shape).first;  // after --layout
+    std::string text = fmt::format("/* {} ({}), {}{} */\n", item.key, comment_text(item.layer->name),
+                                   dtype_name(a.dtype()), layout.empty() ? "" : " layout " + layout);
     text += fmt::format("#define {}_RANK {}\n", macro, a.shape().size());
     for (std::size_t d = 0; d < a.shape().size(); ++d) text += fmt::format("#define {}_DIM{} {}\n", macro, d, a.shape()[d]);
     text += fmt::format("#define {}_SIZE {}\n", macro, a.size());
+    text += c_quantization(model, item, options, a, id, macro);
     text += fmt::format("static const {} {}[{}] LITELENS_ALIGNED(16) = {{", type, id, std::max<std::uint64_t>(a.size(), 1));
     sink.write(text);
+    ValueProgress reported(progress, a);
     std::string line;
     std::uint64_t i = 0;
     for_each_number(a, a.size(), [&](auto v) {
       if (i++ % 8 == 0) line += "\n  ";
       line += c_literal(v);
       line += ", ";
-      if (line.size() > 1 << 16) {
+      if (i % kProgressValues == 0) {
         sink.write(line);
         line.clear();
+        reported.values_done(i);
       }
     });
     if (a.size() == 0) line += "0";
     line += "\n};\n\n";
     sink.write(line);
+    reported.done();
     ++report.arrays;
     report.bytes += a.bytes().size();
   }
   sink.write(std::string_view("#endif /* LITELENS_EXPORT_H */\n"));
+  progress.finish();
   return report;
 }
 
@@ -909,7 +1033,7 @@ std::pair<std::vector<ExportItem>, std::vector<std::pair<std::string, std::strin
   std::vector<std::pair<std::string, std::string>> skipped;
   kept.reserve(items.size());
   for (const auto& item : items) {
-    const Tensor stored = model.subgraph(item.layer.subgraph).tensor(item.param.stored_tensor);
+    const Tensor stored = model.subgraph(item.layer->subgraph).tensor(item.param.stored_tensor);
     const DType t = stored.dtype();
     if (auto refusal = densify_refusal(stored))
       skipped.emplace_back(item.key, *refusal);
@@ -948,9 +1072,12 @@ std::vector<ExportItem> export_items(const std::vector<Layer>& layers, bool keep
   std::vector<ExportItem> items;
   for (const auto& layer : layers) {
     if (!keep_conversion_ops && (layer.op == "DEQUANTIZE" || layer.op == "DENSIFY")) continue;
-    for (const auto& p : layer.params) {
-      if (p.is_runtime()) continue;
-      items.push_back({layer.key() + "/" + p.role, layer, p});
+    std::shared_ptr<const Layer> shared;  // one copy per layer, made only if it has constants
+    const std::string prefix = layer.key() + "/";
+    for (std::size_t i = 0; i < layer.params.size(); ++i) {
+      if (layer.params[i].is_runtime()) continue;
+      if (!shared) shared = std::make_shared<const Layer>(layer);
+      items.push_back({prefix + shared->params[i].role, shared, shared->params[i]});
     }
   }
   return items;
@@ -982,17 +1109,17 @@ ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& re
     std::filesystem::create_directories(file.parent_path());
     auto sink = std::make_unique<detail::FileSink>(file);
     sink->write(npy_header(a));
-    model_file.write(*sink, a.bytes());
+    write_chunked(model_file, *sink, a.bytes(), progress);
     commits.push(std::move(sink));
     ++report.arrays;
     report.bytes += a.bytes().size();
-    progress.add(a.bytes().size());
   }
   commits.finish();
   detail::FileSink manifest_file(folder.staging() / "manifest.json");
   manifest_file.write(manifest(model, items, options));
   manifest_file.commit();
   folder.commit();
+  progress.finish();
   return report;
 }
 

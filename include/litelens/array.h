@@ -70,7 +70,8 @@ enum class DecodeMode {
   /// As `stored`, then float16, bfloat16 and the float8 types widened to float32.
   widened,
   /// float32 values: floats widened, affine / per-axis / blockwise quantized integers
-  /// dequantized. Integer tensors without quantization are returned as `stored`.
+  /// dequantized, and integers, booleans and float64 without quantization converted (complex
+  /// values, which have no float32 form, stay as stored).
   dequantized,
 };
 
@@ -78,6 +79,12 @@ enum class DecodeMode {
 /// form over 64 MiB that is more than 4096 times the stored values (a few hundred bytes can
 /// declare gigabytes of zeros; real sparse weights are a few to a few hundred times denser).
 std::optional<std::string> densify_refusal(const Tensor& tensor);
+
+/// The mode that gives a tensor's real values without losing any: `dequantized` for quantized
+/// and floating-point tensors, `stored` for integers and booleans without quantization (shapes,
+/// axes, ids), whose stored values are their real values and which float32 could round (2^24 + 1).
+/// Exports with --dequantize, `diff` and `layers` statistics use it.
+DecodeMode exact_real_mode(const Tensor& tensor);
 
 /// Decodes a constant tensor. Throws std::invalid_argument if the tensor has no data in the
 /// file, or for types that have no numeric decoding (string, resource, variant).

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +27,7 @@ enum class ExportFormat {
   npy_dir,      ///< a folder of .npy files (key's '/' becomes a subfolder) plus manifest.json
   safetensors,  ///< .safetensors; the manifest under __metadata__["manifest"]
   json,         ///< one JSON document: values, quantization, options
-  c_header,     ///< a C header with aligned const arrays and shape macros
+  c_header,     ///< a C header with aligned const arrays, shape and quantization macros
 };
 
 /// Parses "npz", "npy", "safetensors", "json", "c" / "h".
@@ -37,18 +38,25 @@ ExportFormat export_format_for_path(const std::filesystem::path& path);
 struct ExportOptions {
   ExportFormat format = ExportFormat::npz;
   /// stored: the file's values, unpacked and densified (bfloat16/float8 widened where the
-  /// format has no such dtype); dequantized: float32 values.
+  /// format has no such dtype); dequantized: float32 values for quantized and floating-point
+  /// parameters, while integers and booleans without quantization stay exact as stored
+  /// (exact_real_mode; the manifest's "values" says which).
   DecodeMode mode = DecodeMode::stored;
   Framework layout = Framework::tflite;
-  /// Called with (bytes done, bytes total) while writing; may be empty.
+  /// Called with (bytes done, bytes total) while writing, in every format: after each chunk of
+  /// at most a few MiB of array values (so a single large array reports as it goes), and once
+  /// with done == total at the end. Bytes count the exported values, not the file's text or
+  /// headers. May be empty.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
 
 /// One array to export: which parameter, and its key.
 struct ExportItem {
   std::string key;
-  Layer layer;   // copy of the owning layer (small: names, options, params)
-  Param param;
+  /// The owning layer, one copy shared by all items of that layer: a copy per item made an op
+  /// with N constant inputs cost N copies of N params (4000 inputs: gigabytes).
+  std::shared_ptr<const Layer> layer;
+  Param param;  ///< the exported parameter (one of layer->params)
 };
 
 /// The parameters of `layers` that have values in the file. DEQUANTIZE and DENSIFY layers are
@@ -67,6 +75,8 @@ struct ExportReport {
 
 /// Writes `items` to `path` in options.format, skipping (and reporting) those whose values have
 /// no array form. Throws Error(ErrorKind::output) on failure, leaving nothing behind at `path`.
+/// npy_dir replaces an existing `path` only when it is an empty folder or an earlier export
+/// (litelens manifest.json, subfolders and .npy files); anything else is refused, untouched.
 ExportReport export_arrays(const Model& model, const std::vector<ExportItem>& items,
                            const std::filesystem::path& path, const ExportOptions& options);
 

@@ -55,7 +55,7 @@ def test_oracle_dequantize_examples():
 
 # ---------------------------------------------------------------------------------------------
 # The zoo: one constant per decode path, each the second input of its own ADD operator (so it is
-# a layer parameter with key sg0.op<i>.ADD/input_1).
+# a layer parameter with key sg0.op<i>.ADD/y).
 
 RNG = np.random.default_rng(20260)
 
@@ -256,7 +256,7 @@ def test_oracle_matches_generator(zoo, case):
 def test_extract_stored_values(zoo, zoo_exports, case):
     path, ops = zoo
     arrays, manifest = zoo_exports["stored"]
-    key = f"sg0.op{ops[case]}.ADD/input_1"
+    key = f"sg0.op{ops[case]}.ADD/y"
     assert key in arrays, f"{key} missing from the export (have {sorted(arrays)[:8]}...)"
     o = _oracle(path, case, ops)
     lo.assert_bits_equal(arrays[key], _expected_stored(o), f"{case} stored")
@@ -269,11 +269,12 @@ def test_extract_stored_values(zoo, zoo_exports, case):
 def test_extract_dequantized_values(zoo, zoo_exports, case):
     path, ops = zoo
     arrays, manifest = zoo_exports["dequantized"]
-    key = f"sg0.op{ops[case]}.ADD/input_1"
+    key = f"sg0.op{ops[case]}.ADD/y"
     o = _oracle(path, case, ops)
     want = o["dequantized"]
     lo.assert_bits_equal(arrays[key], want, f"{case} dequantized")
-    assert manifest["arrays"][key]["values"] == "dequantized"
+    # Integers and booleans without quantization are exported exactly as stored, and say so.
+    assert manifest["arrays"][key]["values"] == ("dequantized" if want.dtype.kind in "fc" else "stored")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -282,7 +283,7 @@ def test_layers_json_values(zoo, case):
     values of the dequantized values."""
     path, ops = zoo
     (layer,) = lo.layers_json(path, "--index", ops[case], "--count", 100)
-    p = layer["params"]["input_1"]
+    p = layer["params"]["y"]
     o = _oracle(path, case, ops)
     t = o["tensor"]
     assert p["tensor"] == p["stored_tensor"] == t["index"]
