@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <numeric>
+#include <unordered_set>
 
 #include "layer_roles.h"
 #include "tflite_generated.h"
@@ -149,6 +151,44 @@ std::size_t substring_distance(std::string_view pattern, std::string_view text) 
   return *std::min_element(prev.begin(), prev.end());
 }
 
+// Plain edit distance (insertions, deletions, substitutions), for op names: CONV2D -> CONV_2D is 1.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  std::iota(prev.begin(), prev.end(), std::size_t{0});
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// "sg0.op3.ADD (model/add)": how the messages name a layer without building it.
+std::string layer_label(const Subgraph& sg, int index) {
+  const Operator op = sg.op(index);
+  std::string out = fmt::format("sg{}.op{}.{}", sg.index(), index, op.op_name());
+  if (!op.outputs().empty() && op.outputs()[0] >= 0)
+    if (const auto name = sg.tensor(op.outputs()[0]).name(); !name.empty()) out += fmt::format(" ({})", name);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+// The valid operator indices of `sg` and the layers at the end of it, for an index past it.
+std::string index_range_text(const Subgraph& sg) {
+  const int n = static_cast<int>(sg.operator_count());
+  if (n == 0) return fmt::format("subgraph {} has no operators", sg.index());
+  std::vector<std::string> last;
+  for (int i = std::max(0, n - 3); i < n; ++i) last.push_back(layer_label(sg, i));
+  return fmt::format("subgraph {} has {} operator{}, 0 to {}; the last: {}", sg.index(), n, n == 1 ? "" : "s", n - 1,
+                     join(last));
+}
+
 }  // namespace
 
 std::string Layer::key() const { return fmt::format("sg{}.op{}.{}", subgraph, index, op); }
@@ -174,7 +214,9 @@ std::vector<Layer> layers(const Model& model, const LayerQuery& query) {
   }
   for (const Subgraph sg : model.subgraphs()) {
     if (query.subgraph && sg.index() != *query.subgraph) continue;
-    if (query.index) (void)sg.op(*query.index);  // out_of_range for a bad index
+    if (query.index && (*query.index < 0 || static_cast<std::size_t>(*query.index) >= sg.operator_count()))
+      throw std::out_of_range(
+          fmt::format("operator index {} is out of range: {}", *query.index, index_range_text(sg)));
     const auto producer = producers(sg);
     for (int i = 0; i < static_cast<int>(sg.operator_count()); ++i) {
       if (query.index && i != *query.index) continue;
@@ -186,7 +228,10 @@ std::vector<Layer> layers(const Model& model, const LayerQuery& query) {
     }
   }
   if (query.subgraph && *query.subgraph >= static_cast<int>(model.subgraph_count()))
-    throw std::out_of_range(fmt::format("subgraph {} out of range (have {})", *query.subgraph, model.subgraph_count()));
+    throw std::out_of_range(fmt::format("subgraph {} is out of range: the model has {} subgraph{}{}", *query.subgraph,
+                                        model.subgraph_count(), model.subgraph_count() == 1 ? "" : "s",
+                                        model.subgraph_count() ? fmt::format(", 0 to {}", model.subgraph_count() - 1)
+                                                               : std::string()));
   return out;
 }
 
@@ -206,6 +251,95 @@ std::vector<std::string> closest_layer_names(const Model& model, const LayerQuer
   for (auto& [score, name] : scored) {
     if (out.size() >= limit) break;
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+  }
+  return out;
+}
+
+std::string no_match_message(const Model& model, const LayerQuery& query) {
+  std::string out = "no layer matches the selection";
+
+  // --op naming no operator of the model: the op names and custom codes it does have, nearest first.
+  if (!query.ops.empty()) {
+    bool present = false;
+    std::vector<std::string> names;  // every distinct op name and custom code, in file order
+    std::unordered_set<std::string> seen;  // a hostile file may hold very many distinct custom codes
+    for (const Subgraph sg : model.subgraphs())
+      for (const Operator op : sg.operators()) {
+        present = present || op_matches(op, query.ops);
+        std::string candidate(op.custom_code().empty() ? op.op_name() : op.custom_code());
+        if (seen.insert(candidate).second) names.push_back(std::move(candidate));
+      }
+    if (!present) {
+      std::vector<std::pair<std::size_t, std::string>> scored;
+      for (const auto& n : names) {
+        std::size_t best = std::string::npos;
+        for (const auto& wanted : query.ops) best = std::min(best, edit_distance(lower(wanted), lower(n)));
+        scored.emplace_back(best, n);
+      }
+      std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<std::string> closest;
+      for (std::size_t i = 0; i < scored.size() && i < 5; ++i) closest.push_back(scored[i].second);
+      out += closest.empty() ? std::string("; the model has no operators") : "; closest ops: " + join(closest);
+    }
+  }
+
+  // The layers the op and name criteria do match, for --index / --subgraph to be weighed against.
+  LayerQuery loose;
+  loose.ops = query.ops;
+  loose.name = query.name;
+  loose.exact = query.exact;
+  if (query.index || query.subgraph) {
+    const int s = query.subgraph.value_or(0);
+    if (s >= 0 && static_cast<std::size_t>(s) < model.subgraph_count()) {
+      const Subgraph sg = model.subgraph(s);
+      const auto matching = layers(model, loose);
+      if (query.index) {
+        const int i = *query.index;
+        if (i >= 0 && static_cast<std::size_t>(i) < sg.operator_count())
+          out += fmt::format("; subgraph {} has operators 0 to {}, and {} is {}", s, sg.operator_count() - 1, i,
+                             layer_label(sg, i));
+        else
+          out += "; " + index_range_text(sg);
+        // The matching layers of that subgraph nearest the index.
+        std::vector<const Layer*> near;
+        for (const auto& l : matching)
+          if (l.subgraph == s) near.push_back(&l);
+        std::stable_sort(near.begin(), near.end(), [i](const Layer* a, const Layer* b) {
+          return std::abs(a->index - i) < std::abs(b->index - i);
+        });
+        std::vector<std::string> labels;
+        for (std::size_t k = 0; k < near.size() && k < 5; ++k) labels.push_back(layer_label(sg, near[k]->index));
+        if (!labels.empty()) out += "; nearest matching layers: " + join(labels);
+      }
+      std::vector<std::string> elsewhere;
+      for (const auto& l : matching)
+        if (l.subgraph != s && elsewhere.size() < 5)
+          elsewhere.push_back(layer_label(model.subgraph(l.subgraph), l.index));
+      if (query.subgraph) out += fmt::format("; the model has subgraphs 0 to {}", model.subgraph_count() - 1);
+      if (!elsewhere.empty()) out += "; matching layers in other subgraphs: " + join(elsewhere);
+    } else {
+      out += fmt::format("; the model has {} subgraphs", model.subgraph_count());
+    }
+  }
+
+  // --name: the nearest names within the op / subgraph scope, else in the whole model. Last, so
+  // the list runs to the end of the message.
+  if (!query.name.empty()) {
+    const bool valid_subgraph =
+        !query.subgraph || (*query.subgraph >= 0 && static_cast<std::size_t>(*query.subgraph) < model.subgraph_count());
+    // Widened step by step when a scope holds no layer at all: first any subgraph, then any op.
+    LayerQuery scope = query;
+    if (!valid_subgraph) scope.subgraph.reset();
+    auto close = closest_layer_names(model, scope);
+    if (close.empty() && scope.subgraph) {
+      scope.subgraph.reset();
+      close = closest_layer_names(model, scope);
+    }
+    if (close.empty()) {
+      scope.ops.clear();
+      close = closest_layer_names(model, scope);
+    }
+    if (!close.empty()) out += "; closest names: " + join(close);
   }
   return out;
 }

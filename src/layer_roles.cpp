@@ -52,6 +52,45 @@ constexpr std::array<std::string_view, 3> kHashtableLookup = {"lookup", "keys", 
 constexpr std::array<std::string_view, 3> kLshProjection = {"hash", "input", "weight"};
 constexpr std::array<std::string_view, 2> kSplit = {"axis", "input"};
 constexpr std::array<std::string_view, 3> kSplitV = {"input", "size_splits", "axis"};
+// Ops whose inputs are commonly constants, named after the operands of the op's definition
+// (TensorFlow's op of the same name; the TFLite kernels read them in this order).
+constexpr std::array<std::string_view, 2> kBinary = {"x", "y"};  // elementwise, broadcasting
+constexpr std::array<std::string_view, 2> kAtan2 = {"y", "x"};   // atan2(y, x)
+constexpr std::array<std::string_view, 3> kSelect = {"condition", "x", "y"};
+constexpr std::array<std::string_view, 2> kAxisOp = {"input", "axis"};  // ARG_MAX, CUMSUM, EXPAND_DIMS, ...
+constexpr std::array<std::string_view, 2> kTile = {"input", "multiples"};
+constexpr std::array<std::string_view, 2> kBroadcastTo = {"input", "shape"};
+constexpr std::array<std::string_view, 5> kEmbeddingLookupSparse = {"ids", "indices", "dense_shape", "weights",
+                                                                    "value"};
+constexpr std::array<std::string_view, 2> kFill = {"dims", "value"};
+constexpr std::array<std::string_view, 4> kOneHot = {"indices", "depth", "on_value", "off_value"};
+constexpr std::array<std::string_view, 3> kRange = {"start", "limit", "delta"};
+constexpr std::array<std::string_view, 3> kSpaceToBatch = {"input", "block_shape", "paddings"};
+constexpr std::array<std::string_view, 3> kBatchToSpace = {"input", "block_shape", "crops"};
+constexpr std::array<std::string_view, 2> kReverseSequence = {"input", "seq_lengths"};
+constexpr std::array<std::string_view, 3> kScatterNd = {"indices", "updates", "shape"};
+constexpr std::array<std::string_view, 2> kSegmentSum = {"data", "segment_ids"};
+constexpr std::array<std::string_view, 3> kUnsortedSegment = {"data", "segment_ids", "num_segments"};
+constexpr std::array<std::string_view, 2> kMatrixSetDiag = {"input", "diagonal"};
+constexpr std::array<std::string_view, 2> kTopK = {"input", "k"};
+constexpr std::array<std::string_view, 4> kSparseToDense = {"indices", "output_shape", "values", "default_value"};
+constexpr std::array<std::string_view, 2> kBroadcastArgs = {"s0", "s1"};
+constexpr std::array<std::string_view, 3> kDynamicUpdateSlice = {"operand", "update", "start_indices"};
+constexpr std::array<std::string_view, 6> kNonMaxSuppression = {"boxes", "scores", "max_output_size",
+                                                                "iou_threshold", "score_threshold", "soft_nms_sigma"};
+constexpr std::array<std::string_view, 2> kRfft2d = {"input", "fft_length"};
+constexpr std::array<std::string_view, 2> kMultinomial = {"logits", "num_samples"};
+constexpr std::array<std::string_view, 1> kRandom = {"shape"};
+constexpr std::array<std::string_view, 3> kDilate = {"input", "dilations", "padding_value"};
+constexpr std::array<std::string_view, 3> kHashtableImport = {"table", "keys", "values"};
+constexpr std::array<std::string_view, 3> kHashtableFind = {"table", "keys", "default_value"};
+
+// Variadic ops: every input is one of the values joined (values_0, values_1, ...).
+bool is_variadic(std::int32_t opcode) {
+  using namespace tflite;
+  return opcode == BuiltinOperator_CONCATENATION || opcode == BuiltinOperator_PACK ||
+         opcode == BuiltinOperator_ADD_N;
+}
 
 // Names for the 48 inputs of BIDIRECTIONAL_SEQUENCE_LSTM, built once from the LSTM names.
 const std::vector<std::string>& bidi_lstm_names() {
@@ -116,6 +155,63 @@ Names names_for(std::int32_t opcode, const Value& options) {
     case BuiltinOperator_LSH_PROJECTION: return kLshProjection;
     case BuiltinOperator_SPLIT: return kSplit;
     case BuiltinOperator_SPLIT_V: return kSplitV;
+    case BuiltinOperator_ADD:
+    case BuiltinOperator_SUB:
+    case BuiltinOperator_MUL:
+    case BuiltinOperator_DIV:
+    case BuiltinOperator_MAXIMUM:
+    case BuiltinOperator_MINIMUM:
+    case BuiltinOperator_SQUARED_DIFFERENCE:
+    case BuiltinOperator_POW:
+    case BuiltinOperator_FLOOR_DIV:
+    case BuiltinOperator_FLOOR_MOD:
+    case BuiltinOperator_LESS:
+    case BuiltinOperator_LESS_EQUAL:
+    case BuiltinOperator_GREATER:
+    case BuiltinOperator_GREATER_EQUAL:
+    case BuiltinOperator_EQUAL:
+    case BuiltinOperator_NOT_EQUAL:
+    case BuiltinOperator_LOGICAL_AND:
+    case BuiltinOperator_LOGICAL_OR:
+    case BuiltinOperator_BITWISE_XOR:
+    case BuiltinOperator_RIGHT_SHIFT: return kBinary;
+    case BuiltinOperator_ATAN2: return kAtan2;
+    case BuiltinOperator_SELECT:
+    case BuiltinOperator_SELECT_V2: return kSelect;
+    case BuiltinOperator_ARG_MAX:
+    case BuiltinOperator_ARG_MIN:
+    case BuiltinOperator_CUMSUM:
+    case BuiltinOperator_EXPAND_DIMS:
+    case BuiltinOperator_REVERSE_V2: return kAxisOp;
+    case BuiltinOperator_TILE: return kTile;
+    case BuiltinOperator_BROADCAST_TO: return kBroadcastTo;
+    case BuiltinOperator_EMBEDDING_LOOKUP_SPARSE: return kEmbeddingLookupSparse;
+    case BuiltinOperator_FILL: return kFill;
+    case BuiltinOperator_ONE_HOT: return kOneHot;
+    case BuiltinOperator_RANGE: return kRange;
+    case BuiltinOperator_SPACE_TO_BATCH_ND: return kSpaceToBatch;
+    case BuiltinOperator_BATCH_TO_SPACE_ND: return kBatchToSpace;
+    case BuiltinOperator_REVERSE_SEQUENCE: return kReverseSequence;
+    case BuiltinOperator_SCATTER_ND: return kScatterNd;
+    case BuiltinOperator_SEGMENT_SUM: return kSegmentSum;
+    case BuiltinOperator_UNSORTED_SEGMENT_SUM:
+    case BuiltinOperator_UNSORTED_SEGMENT_PROD:
+    case BuiltinOperator_UNSORTED_SEGMENT_MAX:
+    case BuiltinOperator_UNSORTED_SEGMENT_MIN: return kUnsortedSegment;
+    case BuiltinOperator_MATRIX_SET_DIAG: return kMatrixSetDiag;
+    case BuiltinOperator_TOPK_V2: return kTopK;
+    case BuiltinOperator_SPARSE_TO_DENSE: return kSparseToDense;
+    case BuiltinOperator_BROADCAST_ARGS: return kBroadcastArgs;
+    case BuiltinOperator_DYNAMIC_UPDATE_SLICE: return kDynamicUpdateSlice;
+    case BuiltinOperator_NON_MAX_SUPPRESSION_V4: return Names(kNonMaxSuppression).first(5);
+    case BuiltinOperator_NON_MAX_SUPPRESSION_V5: return kNonMaxSuppression;
+    case BuiltinOperator_RFFT2D: return kRfft2d;
+    case BuiltinOperator_MULTINOMIAL: return kMultinomial;
+    case BuiltinOperator_RANDOM_UNIFORM:
+    case BuiltinOperator_RANDOM_STANDARD_NORMAL: return kRandom;
+    case BuiltinOperator_DILATE: return kDilate;
+    case BuiltinOperator_HASHTABLE_IMPORT: return kHashtableImport;
+    case BuiltinOperator_HASHTABLE_FIND: return kHashtableFind;
     default: return {};
   }
 }
@@ -127,6 +223,8 @@ std::string input_role(std::int32_t opcode, const Value& options, std::size_t n_
   if (opcode == tflite::BuiltinOperator_BIDIRECTIONAL_SEQUENCE_LSTM) {
     const auto& names = bidi_lstm_names();
     if (position < names.size()) return names[position];
+  } else if (is_variadic(opcode)) {
+    return "values_" + std::to_string(position);
   } else {
     const Names names = names_for(opcode, options);
     if (position < names.size()) return std::string(names[position]);

@@ -71,6 +71,13 @@ std::vector<Layer> layers(const Model& model, const LayerQuery& query = {});
 /// fragment), for "did you mean" messages.
 std::vector<std::string> closest_layer_names(const Model& model, const LayerQuery& query, std::size_t limit = 5);
 
+/// Why `query` matched nothing, with the closest candidates, for error messages: starts with
+/// "no layer matches the selection", then, as they apply, "; closest ops: ..." (op names and
+/// custom codes of the model by edit distance, when no operator has a wanted op), the valid
+/// index range and the matching layers nearest `index`, the matching layers in other subgraphs
+/// than `subgraph`, and last "; closest names: ..." (closest_layer_names()) for `name`.
+std::string no_match_message(const Model& model, const LayerQuery& query);
+
 /// The values of a parameter, decoded per `mode` from its stored constant, in the file's layout.
 /// Throws std::invalid_argument for a runtime-fed parameter.
 Array param_values(const Model& model, const Layer& layer, const Param& param, DecodeMode mode);
@@ -96,7 +103,7 @@ Array to_layout(const Model& model, const Layer& layer, const Param& param, cons
                 Framework framework);
 
 /// Where quantized_dimension `axis` of the stored layout lands after the conversion (depthwise
-/// splits keep the last axis pointing at the combined channel only for tflite; see docs/layouts.md).
+/// splits keep the last axis pointing at the combined channel only for tflite; see docs/layers.md, Layouts).
 int converted_axis(const LayoutConversion& conversion, int axis);
 
 }  // namespace litelens

@@ -473,7 +473,7 @@ def keras_weights(arch: str) -> dict[str, np.ndarray]:
 
 EXPORT_ROLES = {"CONV_2D": ["input", "filter", "bias"], "DEPTHWISE_CONV_2D": ["input", "filter", "bias"],
                 "FULLY_CONNECTED": ["input", "weights", "bias"], "PRELU": ["input", "alpha"],
-                "ADD": ["input_0", "input_1"], "TRANSPOSE_CONV": ["output_shape", "filter", "input", "bias"]}
+                "ADD": ["x", "y"], "TRANSPOSE_CONV": ["output_shape", "filter", "input", "bias"]}
 
 
 def build_export_model() -> bytes:
@@ -485,16 +485,16 @@ def build_export_model() -> bytes:
       op2 FULLY_CONNECTED   "model/head/dense/BiasAdd" weights int4 [3,8] per-channel on 0,
                             bias int64 [3] per-channel
       op3 DEQUANTIZE        fp16 [2,5] constant -> "model/fp16/dequantized"
-      op4 ADD               "model/fp16/add"   input_1 = op3's output (via DEQUANTIZE)
+      op4 ADD               "model/fp16/add"   y = op3's output (via DEQUANTIZE)
       op5 PRELU             "model/prelu"      alpha bfloat16 [5]
-      op6 ADD               "model/uint8/add"  input_1 uint8 [6] asymmetric per-tensor
-      op7 ADD               "model/int2/add"   input_1 int2 [7] per-tensor
-      op8 ADD               "model/int16/add"  input_1 int16 [2,3] per-tensor
-      op9 ADD               "model/scalar/add" input_1 float32 scalar (rank 0)
+      op6 ADD               "model/uint8/add"  y uint8 [6] asymmetric per-tensor
+      op7 ADD               "model/int2/add"   y int2 [7] per-tensor
+      op8 ADD               "model/int16/add"  y int16 [2,3] per-tensor
+      op9 ADD               "model/scalar/add" y float32 scalar (rank 0)
       op10 DENSIFY          sparse float32 [3,4] -> "model/sparse/densified"
-      op11 ADD              "model/sparse/add" input_1 = op10's output (via DENSIFY)
-      op12 ADD              "model/uint4/add"  input_1 uint4 [5] per-tensor, zero point 8
-      op13 ADD              "model/bool/add"   input_1 bool [4]
+      op11 ADD              "model/sparse/add" y = op10's output (via DENSIFY)
+      op12 ADD              "model/uint4/add"  y uint4 [5] per-tensor, zero point 8
+      op13 ADD              "model/bool/add"   y bool [4]
       op14 TRANSPOSE_CONV   "model/up/conv2d_transpose" filter float32 [2,2,2,3], bias [2]
     Subgraph 1 ("second"):
       op0 FULLY_CONNECTED   "second/dense"     weights float32 [2,3], no bias (-1)

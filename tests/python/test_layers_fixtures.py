@@ -141,7 +141,7 @@ def test_weights_against_keras(fixture, tmp_path):
         if lname in BIAS_ADD:
             assert "bias" not in layer["params"]
             bias_layer = _layer(model, BIAS_ADD[lname])
-            bias_role = "input_1"
+            bias_role = "y"
         bp = bias_layer["params"].get(bias_role)
         assert bp is not None, f"{what}: no bias"
         bkey = f"{bias_layer['key']}/{bias_role}"

@@ -170,3 +170,56 @@ def test_numpy_densify_matches_litert(model):
                              f"NumPy densify of tensor {t['index']}")
         n += 1
     assert n > 0
+
+
+# Role tables of ops that appear in the MediaPipe models with constant inputs (docs/layers.md,
+# Roles): each layer's roles must be these names, in this order, minus absent optional inputs.
+REAL_ROLE_TABLES = {
+    **{op: ["x", "y"] for op in ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "POW")},
+    "PAD": ["input", "paddings"], "PADV2": ["input", "paddings", "constant_values"],
+    "RESHAPE": ["input", "shape"], "MEAN": ["input", "axis"], "SUM": ["input", "axis"],
+    "TRANSPOSE": ["input", "perm"], "GATHER": ["params", "indices"],
+    "STRIDED_SLICE": ["input", "begin", "end", "strides"], "SLICE": ["input", "begin", "size"],
+    "RESIZE_BILINEAR": ["input", "size"], "RESIZE_NEAREST_NEIGHBOR": ["input", "size"],
+    "TILE": ["input", "multiples"], "BROADCAST_TO": ["input", "shape"], "ARG_MAX": ["input", "axis"],
+    "SPLIT": ["axis", "input"], "SPLIT_V": ["input", "size_splits", "axis"], "PRELU": ["input", "alpha"],
+}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_real_role_names(model):
+    seen = 0
+    for layer in lo.layers_json(model, "--no-values"):
+        roles = list(layer["params"])
+        if layer["op"] in ("CONCATENATION", "PACK", "ADD_N"):
+            assert roles == [f"values_{i}" for i in range(len(roles))], (layer["key"], roles)
+            seen += 1
+        elif layer["op"] in REAL_ROLE_TABLES:
+            want = REAL_ROLE_TABLES[layer["op"]]
+            assert roles == [r for r in want if r in roles] and set(roles) <= set(want), (layer["key"], roles)
+            seen += 1
+    assert seen > 0
+
+
+def test_face_landmark_with_attention_mul_roles(tmp_path):
+    """Its six MUL layers scale an activation (x, fed at run time) by an fp16 constant (y, through
+    DEQUANTIZE): once pinned as the generic input_0 / input_1."""
+    path = os.path.join(lo.MODEL_DIR, "face_landmark_with_attention.tflite")
+    if not os.path.exists(path):
+        pytest.fail(f"{path} missing: run scripts/fetch-models.sh")
+    muls = lo.layers_json(path, "--op", "MUL", "--count", 2)
+    assert len(muls) == 6
+    pkg = lo.PkgModel.load(path)
+    for layer in muls:
+        assert list(layer["params"]) == ["x", "y"], layer["key"]
+        x, y = layer["params"]["x"], layer["params"]["y"]
+        assert x["runtime"] and x["stored_tensor"] is None
+        assert not y["runtime"] and y["via"] == ["DEQUANTIZE"] and y["dtype"] == "float16"
+        want_via, want_stored = expected_chain(pkg, layer["subgraph"], y["tensor"])
+        assert (want_via, want_stored) == (["DEQUANTIZE"], y["stored_tensor"])
+    # exported under the new keys, holding the file's float16 constants
+    arrays, _ = lo.extract_npz(path, tmp_path, "--op", "MUL")
+    assert sorted(arrays) == sorted(f"{l['key']}/y" for l in muls)
+    for layer in muls:
+        want = lo.np_stored(pkg.tensor(layer["subgraph"], layer["params"]["y"]["stored_tensor"]))
+        lo.assert_bits_equal(arrays[f"{layer['key']}/y"], want, layer["key"])

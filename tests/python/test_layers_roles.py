@@ -1,6 +1,8 @@
 """Input roles of the operators that take parameters, checked on a model built here where every
-input is a distinct constant named after the role the format digest (section 8) gives its
-position. Absent optional inputs (-1) must be absent roles; the keys and exports use the roles.
+input is a distinct constant named after the role its position has: from the format digest
+(section 8) for the convolution, fully-connected, embedding and LSTM/RNN/SVDF families, from the
+op's definition (the TensorFlow op and the TFLite kernel's input order) for the others. Absent
+optional inputs (-1) must be absent roles; the keys and exports use the roles.
 """
 from __future__ import annotations
 
@@ -47,7 +49,91 @@ CASES = [
     ("RNN", ["input", "weights", "recurrent_weights", "bias", "hidden_state"], None),
     ("UNIDIRECTIONAL_SEQUENCE_RNN", ["input", "weights", "recurrent_weights", "bias", "hidden_state"], None),
     ("SVDF", ["input", "feature_weights", "time_weights", "bias", "activation_state"], None),
-    ("MUL", ["input_0", "input_1"], None),  # any other op: generic names
+    ("BIDIRECTIONAL_SEQUENCE_RNN", ["input", "fw_weights", "fw_recurrent_weights", "fw_bias", "fw_hidden_state",
+                                    "bw_weights", "bw_recurrent_weights", "bw_bias", "bw_hidden_state",
+                                    "aux_input", "fw_aux_weights", "bw_aux_weights"], None),
+    # Ops whose other inputs are commonly constants (docs/layers.md, Roles).
+    ("PAD", ["input", "paddings"], None),
+    ("PADV2", ["input", "paddings", "constant_values"], None),
+    ("MIRROR_PAD", ["input", "paddings"], None),
+    ("RESHAPE", ["input", "shape"], None),
+    ("MEAN", ["input", "axis"], None),
+    ("SUM", ["input", "axis"], None),
+    ("REDUCE_MAX", ["input", "axis"], None),
+    ("TRANSPOSE", ["input", "perm"], None),
+    ("GATHER", ["params", "indices"], None),
+    ("GATHER_ND", ["params", "indices"], None),
+    ("STRIDED_SLICE", ["input", "begin", "end", "strides"], None),
+    ("SLICE", ["input", "begin", "size"], None),
+    ("RESIZE_BILINEAR", ["input", "size"], None),
+    ("RESIZE_NEAREST_NEIGHBOR", ["input", "size"], None),
+    ("HASHTABLE_LOOKUP", ["lookup", "keys", "values"], None),
+    ("LSH_PROJECTION", ["hash", "input", "weight"], None),
+    ("SPLIT", ["axis", "input"], None),
+    ("SPLIT_V", ["input", "size_splits", "axis"], None),
+    ("ADD", ["x", "y"], None),
+    ("SUB", ["x", "y"], None),
+    ("MUL", ["x", "y"], None),
+    ("DIV", ["x", "y"], None),
+    ("MAXIMUM", ["x", "y"], None),
+    ("MINIMUM", ["x", "y"], None),
+    ("SQUARED_DIFFERENCE", ["x", "y"], None),
+    ("POW", ["x", "y"], None),
+    ("FLOOR_DIV", ["x", "y"], None),
+    ("FLOOR_MOD", ["x", "y"], None),
+    ("LESS", ["x", "y"], None),
+    ("LESS_EQUAL", ["x", "y"], None),
+    ("GREATER", ["x", "y"], None),
+    ("GREATER_EQUAL", ["x", "y"], None),
+    ("EQUAL", ["x", "y"], None),
+    ("NOT_EQUAL", ["x", "y"], None),
+    ("LOGICAL_AND", ["x", "y"], None),
+    ("LOGICAL_OR", ["x", "y"], None),
+    ("BITWISE_XOR", ["x", "y"], None),
+    ("RIGHT_SHIFT", ["x", "y"], None),
+    ("ATAN2", ["y", "x"], None),
+    ("SELECT", ["condition", "x", "y"], None),
+    ("SELECT_V2", ["condition", "x", "y"], None),
+    ("ARG_MAX", ["input", "axis"], None),
+    ("ARG_MIN", ["input", "axis"], None),
+    ("CUMSUM", ["input", "axis"], None),
+    ("EXPAND_DIMS", ["input", "axis"], None),
+    ("REVERSE_V2", ["input", "axis"], None),
+    ("TILE", ["input", "multiples"], None),
+    ("BROADCAST_TO", ["input", "shape"], None),
+    ("EMBEDDING_LOOKUP_SPARSE", ["ids", "indices", "dense_shape", "weights", "value"], None),
+    ("FILL", ["dims", "value"], None),
+    ("ONE_HOT", ["indices", "depth", "on_value", "off_value"], None),
+    ("RANGE", ["start", "limit", "delta"], None),
+    ("SPACE_TO_BATCH_ND", ["input", "block_shape", "paddings"], None),
+    ("BATCH_TO_SPACE_ND", ["input", "block_shape", "crops"], None),
+    ("REVERSE_SEQUENCE", ["input", "seq_lengths"], None),
+    ("SCATTER_ND", ["indices", "updates", "shape"], None),
+    ("SEGMENT_SUM", ["data", "segment_ids"], None),
+    ("UNSORTED_SEGMENT_SUM", ["data", "segment_ids", "num_segments"], None),
+    ("UNSORTED_SEGMENT_MAX", ["data", "segment_ids", "num_segments"], None),
+    ("MATRIX_SET_DIAG", ["input", "diagonal"], None),
+    ("TOPK_V2", ["input", "k"], None),
+    ("SPARSE_TO_DENSE", ["indices", "output_shape", "values", "default_value"], None),
+    ("BROADCAST_ARGS", ["s0", "s1"], None),
+    ("DYNAMIC_UPDATE_SLICE", ["operand", "update", "start_indices"], None),
+    ("NON_MAX_SUPPRESSION_V4", ["boxes", "scores", "max_output_size", "iou_threshold", "score_threshold"], None),
+    ("NON_MAX_SUPPRESSION_V5", ["boxes", "scores", "max_output_size", "iou_threshold", "score_threshold",
+                                "soft_nms_sigma"], None),
+    ("RFFT2D", ["input", "fft_length"], None),
+    ("MULTINOMIAL", ["logits", "num_samples"], None),
+    ("RANDOM_UNIFORM", ["shape"], None),
+    ("DILATE", ["input", "dilations", "padding_value"], None),
+    ("HASHTABLE_IMPORT", ["table", "keys", "values"], None),
+    ("HASHTABLE_FIND", ["table", "keys", "default_value"], None),
+    # variadic ops: one role per value joined
+    ("CONCATENATION", ["values_0", "values_1", "values_2"], None),
+    ("PACK", ["values_0", "values_1"], None),
+    ("ADD_N", ["values_0", "values_1", "values_2", "values_3"], None),
+    # past a table's end, and ops without a table: generic names
+    ("RESHAPE", ["input", "shape", "input_2"], None),
+    ("RELU", ["input_0"], None),
+    ("SQUEEZE", ["input_0"], None),
 ]
 # Inputs left out (-1) in a second copy of the op: CIFG, no peepholes, no projection, no layer norm.
 ABSENT = {"LSTM": [1, 5, 9, 10, 11, 12, 16, 17, 20, 21, 22, 23], "UNIDIRECTIONAL_SEQUENCE_LSTM": [1, 5, 12],
@@ -84,12 +170,21 @@ def model(tmp_path_factory):
     return str(path), ops
 
 
-def test_roles(model):
+@pytest.fixture(scope="module")
+def model_layers(model):
     path, ops = model
     layers = {l["index"]: l for l in lo.layers_json(path, "--no-values")}
     assert len(layers) == len(ops)
-    for idx, op, roles, variant, inputs in ops:
-        layer = layers[idx]
+    return layers
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[f"{c[0]}-{len(c[1])}" for c in CASES])
+def test_roles(model, model_layers, case):
+    path, ops = model
+    built = [o for o in ops if o[2] is CASES[case][1]]
+    assert built
+    for idx, op, roles, variant, inputs in built:
+        layer = model_layers[idx]
         assert layer["op"] == op
         want = {r: t for r, t in zip(roles, inputs) if t >= 0}
         got = {r: p["tensor"] for r, p in layer["params"].items()}

@@ -43,22 +43,18 @@ std::vector<Layer> select(const Model& model, const ModelArgs& args, const Selec
   q.exact = s.exact;
   q.first = s.first;
   if (args.subgraph >= 0) q.subgraph = args.subgraph;
-  if (s.index >= 0) {
-    q.index = s.index;
+  if (s.index >= 0) q.index = s.index;
+  std::vector<Layer> found;
+  try {
+    found = layers(model, q);
+  } catch (const std::out_of_range& e) {
+    // An --index past the subgraph's end (the subgraph itself was checked above): the message
+    // names the valid range and the last layers.
     const int sg = args.subgraph >= 0 ? args.subgraph : 0;
-    if (static_cast<std::size_t>(s.index) >= model.subgraph(sg).operator_count())
-      throw UsageError(fmt::format("{}: --index {} is out of range (subgraph {} has {} operators)", model.label(),
-                                   s.index, sg, model.subgraph(sg).operator_count()));
+    if (!q.index || static_cast<std::size_t>(*q.index) < model.subgraph(sg).operator_count()) throw;
+    throw UsageError(fmt::format("{}: --index: {}", model.label(), e.what()));
   }
-  auto found = layers(model, q);
-  if (found.empty()) {
-    std::string message = fmt::format("{}: no layer matches the selection", model.label());
-    if (!s.name.empty()) {
-      const auto close = closest_layer_names(model, q);
-      if (!close.empty()) message += fmt::format("; closest names: {}", fmt::join(close, ", "));
-    }
-    throw NoMatch(message);
-  }
+  if (found.empty()) throw NoMatch(fmt::format("{}: {}", model.label(), no_match_message(model, q)));
   return found;
 }
 
@@ -80,7 +76,10 @@ struct ShownValues {
 
 ShownValues shown_values(const Model& model, const Layer& layer, const Param& p) {
   try {
-    return {param_values(model, layer, p, DecodeMode::dequantized), ""};
+    // Integers without quantization are shown as stored, exactly (exact_real_mode).
+    const DecodeMode mode =
+        p.is_runtime() ? DecodeMode::dequantized : exact_real_mode(model.subgraph(layer.subgraph).tensor(p.stored_tensor));
+    return {param_values(model, layer, p, mode), ""};
   } catch (const std::invalid_argument& e) {
     try {
       return {param_values(model, layer, p, DecodeMode::widened), fmt::format("stored values: {}", e.what())};
@@ -142,6 +141,39 @@ std::string compact(const Value& v) {
   return to_json(v).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+// " q: ..." for a parameter's line: affine scale and zero point(s), or the scheme with where its
+// scales are kept (blockwise and multi-axis keep them in other tensors, named here).
+std::string quantization_text(const Subgraph& sg, const Quantization& q) {
+  const auto tensor_ref = [&](int index) {
+    if (index < 0 || static_cast<std::size_t>(index) >= sg.tensor_count()) return fmt::format("#{}", index);
+    const Tensor t = sg.tensor(index);
+    return fmt::format("#{} {} [{}] {}", index, t.name(), fmt::join(t.shape(), ","), dtype_name(t.dtype()));
+  };
+  const auto scales_and_zero_points = [&] {
+    return fmt::format(" scales={} zero_points={}", tensor_ref(q.scales_tensor),
+                       q.zero_points_tensor < 0 ? std::string("none (all 0)") : tensor_ref(q.zero_points_tensor));
+  };
+  switch (q.scheme) {
+    case Quantization::Scheme::blockwise:
+      return fmt::format(" q: blockwise block_size={}{}", q.block_size, scales_and_zero_points());
+    case Quantization::Scheme::multi_axis:
+      return fmt::format(" q: multi_axis dims=[{}] block_size={}{}", fmt::join(q.quantized_dimensions, ","),
+                         q.block_size, scales_and_zero_points());
+    case Quantization::Scheme::custom: {
+      std::vector<std::string> bytes;
+      for (std::size_t i = 0; i < q.custom.size() && i < 16; ++i) bytes.push_back(fmt::format("{:02x}", q.custom[i]));
+      return fmt::format(" q: custom {} bytes [{}{}]", q.custom.size(), fmt::join(bytes, " "),
+                         q.custom.size() > 16 ? " ..." : "");
+    }
+    case Quantization::Scheme::unknown: return " q: unknown scheme";
+    case Quantization::Scheme::affine: break;
+  }
+  if (q.scale.empty()) return "";  // a calibration range only: nothing to dequantize with
+  if (q.scale.size() == 1)
+    return fmt::format(" q: s={:.6g} zp={}", q.scale[0], q.zero_point.empty() ? 0 : q.zero_point[0]);
+  return fmt::format(" q: {} scales on dim {}", q.scale.size(), q.quantized_dimension);
+}
+
 void print_layers_text(const Model& model, const std::vector<Layer>& found, const LayersArgs& args) {
   for (const auto& l : found) {
     const Subgraph sg = model.subgraph(l.subgraph);
@@ -162,12 +194,7 @@ void print_layers_text(const Model& model, const std::vector<Layer>& found, cons
       fmt::print("  {:<14} {:<24} [{}] {}", p.role, path, fmt::join(shown.shape(), ","), dtype_name(shown.dtype()));
       if (!p.layout.empty()) fmt::print(" {}", p.layout);
       if (p.is_runtime()) fmt::print(" (fed at run time)");
-      if (const auto q = shown.quantization(); q && !q->scale.empty()) {
-        if (q->scale.size() == 1)
-          fmt::print(" q: s={:.6g} zp={}", q->scale[0], q->zero_point.empty() ? 0 : q->zero_point[0]);
-        else
-          fmt::print(" q: {} scales on dim {}", q->scale.size(), q->quantized_dimension);
-      }
+      if (const auto q = shown.quantization()) fmt::print("{}", quantization_text(sg, *q));
       fmt::print("\n");
       if (args.no_values || p.is_runtime() || dtype_info(shown.dtype()).bits == 0) continue;
       const ShownValues shown_v = shown_values(model, l, p);
