@@ -38,25 +38,63 @@ void sync_folder(const std::filesystem::path& dir) noexcept {
   ::close(fd);
 }
 
+// The file a chain of symbolic links at `target` ends in (links in its folders need no care:
+// the rename resolves them). A dangling link ends in the path it names, which is then created.
+std::filesystem::path resolve_links(const std::filesystem::path& target) {
+  std::filesystem::path p = target;
+  for (int hops = 0; hops < 40; ++hops) {  // Linux's own limit for a path
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::error_code ec;
+    const auto link = std::filesystem::read_symlink(p, ec);
+    if (ec)
+      throw Error(ErrorKind::output, target.string(), fmt::format("cannot read the link {}: {}", p.string(), ec.message()));
+    p = link.is_absolute() ? link : folder_of(p) / link;
+  }
+  throw Error(ErrorKind::output, target.string(), "cannot follow the link: too many levels of symbolic links");
+}
+
 }  // namespace
 
-AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
-  const auto dir = folder_of(target_);
+AtomicFile::AtomicFile(std::filesystem::path target, AtomicFileOptions options)
+    : target_(std::move(target)), destination_(options.follow_symlinks ? resolve_links(target_) : target_) {
+  // An existing file's attributes are taken before the temporary exists; a file that appears in
+  // between is replaced as a new one would be.
+  struct stat existing {};
+  const bool keep = options.keep_attributes && ::stat(destination_.c_str(), &existing) == 0 && S_ISREG(existing.st_mode);
+  const auto dir = folder_of(destination_);
   for (int attempt = 0; attempt < 16; ++attempt) {
-    temp_ = dir / fmt::format(".{}.tmp-{}", target_.filename().string(), random_suffix());
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd_ >= 0) return;
+    temp_ = dir / fmt::format(".{}.tmp-{}", destination_.filename().string(), random_suffix());
+    // Private until its final mode is set, so a 0600 file's replacement is never readable by others.
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, keep ? 0600 : 0666);
+    if (fd_ >= 0) break;
     if (errno != EEXIST) break;
   }
-  const int err = errno;
-  temp_.clear();
-  failed_ = true;
-  throw Error(ErrorKind::output, target_.string(),
-              fmt::format("cannot create a file in {}: {}", dir.string(), std::strerror(err)));
+  if (fd_ < 0) {
+    const int err = errno;
+    temp_.clear();
+    failed_ = true;
+    throw Error(ErrorKind::output, target_.string(),
+                fmt::format("cannot create a file in {}: {}", dir.string(), std::strerror(err)));
+  }
+  if (!keep) return;
+  // Owner first: changing it clears set-user-ID and set-group-ID bits, which fchmod then restores.
+  // Unprivileged processes cannot give files away; keep at least the group when allowed.
+  struct stat mine {};
+  mode_t mode = existing.st_mode & 07777;
+  if (::fstat(fd_, &mine) == 0 && (mine.st_uid != existing.st_uid || mine.st_gid != existing.st_gid)) {
+    const bool given = ::fchown(fd_, existing.st_uid, existing.st_gid) == 0;
+    const bool group_kept = given || ::fchown(fd_, static_cast<uid_t>(-1), existing.st_gid) == 0;
+    // A set-ID bit must not pass to an owner (or group) the file did not have.
+    if (!given) mode &= ~static_cast<mode_t>(S_ISUID);
+    if (!group_kept) mode &= ~static_cast<mode_t>(S_ISGID);
+  }
+  if (::fchmod(fd_, mode) != 0) fail("cannot set the permissions of the replacement", errno);
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
     : target_(std::move(other.target_)),
+      destination_(std::move(other.destination_)),
       temp_(std::exchange(other.temp_, {})),
       fd_(std::exchange(other.fd_, -1)),
       size_(other.size_),
@@ -68,6 +106,7 @@ AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
   if (this != &other) {
     discard();
     target_ = std::move(other.target_);
+    destination_ = std::move(other.destination_);
     temp_ = std::exchange(other.temp_, {});
     fd_ = std::exchange(other.fd_, -1);
     size_ = other.size_;
@@ -160,10 +199,10 @@ void AtomicFile::flush() {
 void AtomicFile::commit() {
   if (committed_) throw std::logic_error("AtomicFile::commit() called twice");
   flush();
-  if (::rename(temp_.c_str(), target_.c_str()) != 0) fail("cannot rename into place", errno);
+  if (::rename(temp_.c_str(), destination_.c_str()) != 0) fail("cannot rename into place", errno);
   temp_.clear();
   committed_ = true;
-  sync_folder(folder_of(target_));
+  sync_folder(folder_of(destination_));
 }
 
 }  // namespace litelens

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -824,7 +825,16 @@ std::unique_ptr<Prepared> prepare_all(const Model& model, const PatchSpec& spec,
   return p;
 }
 
+std::function<void(const std::filesystem::path&)>& output_hook_for_testing() {
+  static std::function<void(const std::filesystem::path&)> hook;
+  return hook;
+}
+
 }  // namespace
+
+void detail::set_patch_output_hook_for_testing(std::function<void(const std::filesystem::path& temp)> hook) {
+  output_hook_for_testing() = std::move(hook);
+}
 
 std::vector<std::byte> patch_to_memory(const Model& model, const PatchSpec& spec, const PatchOptions& options,
                                        PatchReport* report_out) {
@@ -848,8 +858,14 @@ PatchReport patch_model(const Model& model, const PatchSpec& spec, const std::fi
                      fmt::format("{} is the input model; pass --in-place (in_place) to replace it", output.string()));
   PatchReport report;
   auto p = prepare_all(model, spec, options, report);
-  AtomicFile file(output);
+  // Writing over a file keeps its permissions: a 0600 model must not come back world-readable.
+  // Links are followed only in place, to the input itself: an -o path that is a link planted by
+  // someone else (in /tmp, say) must not redirect the write to a file of the caller's; it is
+  // replaced by the new file instead.
+  const bool through_link = options.in_place && std::filesystem::equivalent(model.label(), output, ec) && !ec;
+  AtomicFile file(output, {.follow_symlinks = through_link, .keep_attributes = true});
   write_output(p->output, [&](std::span<const std::byte> s) { file.write(s); });
+  if (output_hook_for_testing()) output_hook_for_testing()(file.temp_path());
   {
     Result<Model> reopened = Model::try_open(file.temp_path());
     if (!reopened)

@@ -10,6 +10,15 @@
 //   litelens::Error(ErrorKind::output, <target path>, "<what failed>: <strerror>") is thrown;
 // - a destroyed, uncommitted AtomicFile removes its temporary file (never throws).
 //
+// Replacing an existing file can keep what belongs to it (AtomicFileOptions, both off by default):
+// - follow_symlinks: a target that is a symbolic link (or a chain of them) is resolved, the
+//   temporary is created beside the file the link leads to, and that file is replaced: the link
+//   stays a link, as when writing through it (a dangling link's target is created);
+// - keep_attributes: an existing target's permission bits are given to the replacement (a 0600
+//   model stays 0600, whatever the umask), and its owner and group where the process may set them
+//   (root, or a group the user belongs to; otherwise silently the user's own). A new file gets
+//   0666 minus the umask, as a plain new file does.
+//
 // Processes that lower RLIMIT_FSIZE should ignore SIGXFSZ, so that writing past the limit fails
 // with EFBIG ("File too large") instead of killing the process.
 #pragma once
@@ -22,11 +31,18 @@
 
 namespace litelens {
 
+/// How an existing target is replaced (see the top of this file).
+struct AtomicFileOptions {
+  bool follow_symlinks = false;  ///< replace the file a symbolic link leads to, not the link
+  bool keep_attributes = false;  ///< give the replacement the existing file's mode (and owner, when allowed)
+};
+
 class AtomicFile {
  public:
   /// Creates the temporary file beside `target` (permissions 0666 minus the umask, as for a
-  /// plain new file). Throws Error(ErrorKind::output) naming `target`.
-  explicit AtomicFile(std::filesystem::path target);
+  /// plain new file, unless options.keep_attributes finds an existing target). Throws
+  /// Error(ErrorKind::output) naming `target`.
+  explicit AtomicFile(std::filesystem::path target, AtomicFileOptions options = {});
   AtomicFile(AtomicFile&& other) noexcept;
   AtomicFile& operator=(AtomicFile&& other) noexcept;
   AtomicFile(const AtomicFile&) = delete;
@@ -54,8 +70,10 @@ class AtomicFile {
   /// (std::logic_error).
   void commit();
 
-  /// The final path.
+  /// The final path, as given.
   const std::filesystem::path& target() const noexcept { return target_; }
+  /// The path the temporary is renamed to: target(), or the file it links to with follow_symlinks.
+  const std::filesystem::path& destination() const noexcept { return destination_; }
   /// The temporary file (empty once committed or failed).
   const std::filesystem::path& temp_path() const noexcept { return temp_; }
   /// Bytes written so far.
@@ -67,6 +85,7 @@ class AtomicFile {
   void discard() noexcept;
 
   std::filesystem::path target_;
+  std::filesystem::path destination_;
   std::filesystem::path temp_;
   int fd_ = -1;
   std::uint64_t size_ = 0;

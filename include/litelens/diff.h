@@ -17,7 +17,9 @@
 // the cosine similarity a.b / (||a|| ||b||).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,6 +103,23 @@ struct DiffOptions {
 
 /// Compares `a` with `b` (see the matching rules above).
 ModelDiff diff_models(const Model& a, const Model& b, const DiffOptions& options = {});
+
+/// Counts over a ModelDiff, the figures of the CLI's summary line and of its JSON "summary".
+/// One parameter can count under several changes (an int8 twin of a float weight changes dtype,
+/// quantization and values).
+struct DiffSummary {
+  std::size_t matched_layers = 0;
+  std::size_t only_in_a = 0;
+  std::size_t only_in_b = 0;
+  std::map<std::string, std::size_t> matched_by;  ///< layers per matching rule ("name", "position", ...)
+  std::size_t params = 0;                ///< parameter pairs of matched layers (one side may be missing)
+  std::size_t identical_params = 0;      ///< ParamDiff::identical()
+  std::size_t values_changed = 0;        ///< compared values with differing elements, or strings whose bytes differ
+  std::size_t shape_changed = 0;
+  std::size_t dtype_changed = 0;
+  std::size_t quantization_changed = 0;
+};
+DiffSummary summarize(const ModelDiff& diff);
 
 /// The name used for rule 2: fused parts stripped of quantization suffixes, sorted, joined by ';'.
 std::string normalize_layer_name(std::string_view name);

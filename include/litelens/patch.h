@@ -15,6 +15,10 @@
 //   Model::open, compared with the input (patched tensors hold the new bytes, all others the old
 //   ones), and only then renamed into place. The input is only ever read. Writing over the input
 //   path needs PatchOptions::in_place and is just as atomic.
+// - An output path that is a symbolic link is written through: the file it leads to is replaced
+//   (the temporary is created beside that file) and the link stays. A file that is replaced (in
+//   place or not) keeps its permission bits, and its owner and group when the process may set
+//   them; a new file gets 0666 minus the umask.
 //
 // Errors: a patch that cannot be applied as asked (unknown selector, shape or dtype mismatch,
 // values that do not fit) throws PatchError before anything is written; problems with the input
@@ -23,6 +27,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -192,5 +197,15 @@ std::vector<NamedArray> read_array_file(const std::filesystem::path& path, std::
 /// without a manifest entry use their key as a selector. Throws PatchError.
 std::vector<ValueUpdate> updates_from_export(const Model& model, const std::filesystem::path& file,
                                              const std::filesystem::path& manifest_file = {});
+
+namespace detail {
+
+/// TEST ONLY (no use in a program). Calls `hook` with patch_model()'s temporary output file once it
+/// is written and before it is re-opened and compared, so that a test can damage it and check that
+/// the patch then fails, leaves the target as it was and removes the temporary. Not thread-safe;
+/// an empty function removes the hook.
+void set_patch_output_hook_for_testing(std::function<void(const std::filesystem::path& temp)> hook);
+
+}  // namespace detail
 
 }  // namespace litelens

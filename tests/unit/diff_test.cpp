@@ -1,8 +1,15 @@
 // litelens::diff_models: layer matching and value metrics.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "litelens/diff.h"
 #include "litelens/patch.h"
@@ -82,6 +89,29 @@ TEST(diff_test, float_against_int8) {
   EXPECT_FALSE(w.identical());
   EXPECT_TRUE(d.layers[0].params[1].identical());  // the bias
   EXPECT_TRUE(d.layers[1].identical());
+}
+
+// Integers without quantization compare exactly: as float32, 2^24 + 1 and 2^24 would be equal.
+TEST(diff_test, integers_compare_exactly) {
+  const auto model_with = [](std::int32_t first) {
+    ModelBuilder b;
+    const int sg = b.add_subgraph();
+    b.add_tensor(sg, "x", {2}, tflite::TensorType_INT32);
+    b.add_constant(sg, "ids", {2}, tflite::TensorType_INT32, to_bytes(std::vector<std::int32_t>{first, 1}));
+    b.add_tensor(sg, "sum", {2}, tflite::TensorType_INT32);
+    b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_ADD), {0, 1}, {2});
+    return b.finish();
+  };
+  const auto fa = model_with(16777217), fb = model_with(16777216);
+  const Model a = Model::from_bytes(fa), b = Model::from_bytes(fb);
+  const ModelDiff d = diff_models(a, b);
+  ASSERT_EQ(d.layers.size(), 1u);
+  ASSERT_EQ(d.layers[0].params.size(), 1u);  // the constant; x is fed at run time
+  const ParamDiff& y = d.layers[0].params[0];
+  EXPECT_EQ(y.role, "y");
+  ASSERT_TRUE(y.values) << y.note;
+  EXPECT_EQ(y.values->max_abs_diff, 1.0);
+  EXPECT_FALSE(y.identical());
 }
 
 TEST(diff_test, names_are_normalised_then_positions_used) {
@@ -166,6 +196,115 @@ TEST(diff_test, value_metrics) {
   const auto ints = array_of(DType::int32, {2}, std::vector<std::int32_t>{3, 4});
   EXPECT_DOUBLE_EQ(compare_values(ints, f({3, 4})).max_abs_diff, 0);
   EXPECT_THROW(compare_values(f({1}), f({1, 2})), std::invalid_argument);
+}
+
+TEST(diff_test, summary_counts_each_kind_of_change) {
+  const auto fa = fc_model(false).finish(), fb = fc_model(true).finish();
+  const Model a = Model::from_bytes(fa), b = Model::from_bytes(fb);
+  const DiffSummary s = summarize(diff_models(a, b));
+  EXPECT_EQ(s.matched_layers, 2u);
+  EXPECT_EQ(s.matched_by.at("name"), 2u);
+  EXPECT_EQ(s.params, 3u);  // weights, bias, the ADD's constant
+  EXPECT_EQ(s.identical_params, 2u);
+  EXPECT_EQ(s.values_changed, 1u);  // the int8 weights dequantize to other values
+  EXPECT_EQ(s.dtype_changed, 1u);
+  EXPECT_EQ(s.quantization_changed, 1u);
+  EXPECT_EQ(s.shape_changed, 0u);
+}
+
+// fc_model with the ADD's constant [2] replaced by a broadcast one of shape [1].
+std::vector<std::byte> broadcast_offset_model() {
+  ModelBuilder b = fc_model(false);
+  b.tensor(0, 4).shape = {1};
+  b.buffer(static_cast<int>(b.tensor(0, 4).buffer)).data = to_bytes(std::vector<float>{1});
+  return b.finish();
+}
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+};
+
+CliRun run_cli(const std::string& args) {
+  CliRun r;
+  FILE* p = ::popen((std::string(LITELENS_CLI_PATH) + " " + args + " 2>/dev/null").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+void write_file(const std::filesystem::path& path, const std::vector<std::byte>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(diff_test, a_shape_change_in_the_library_the_text_and_the_json) {
+  const auto fa = fc_model(false).finish(), fb = broadcast_offset_model();
+  const Model a = Model::from_bytes(fa), b = Model::from_bytes(fb);
+  const ModelDiff d = diff_models(a, b);
+  ASSERT_EQ(d.layers.size(), 2u);
+  ASSERT_EQ(d.layers[1].params.size(), 1u);
+  const ParamDiff& p = d.layers[1].params[0];
+  EXPECT_TRUE(p.shape_changed);
+  EXPECT_FALSE(p.dtype_changed);
+  EXPECT_FALSE(p.values.has_value());  // values are compared only when the shapes agree
+  EXPECT_FALSE(p.identical());
+  ASSERT_TRUE(p.a && p.b);
+  EXPECT_EQ(p.a->shape, (std::vector<std::int32_t>{2}));
+  EXPECT_EQ(p.b->shape, (std::vector<std::int32_t>{1}));
+  const DiffSummary s = summarize(d);
+  EXPECT_EQ(s.shape_changed, 1u);
+  EXPECT_EQ(s.identical_params, 2u);
+  EXPECT_EQ(s.values_changed, 0u);
+
+  const auto dir = std::filesystem::temp_directory_path() / "litelens-tests" / ("diff-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  write_file(dir / "a.tflite", fa);
+  write_file(dir / "b.tflite", fb);
+  const std::string files = (dir / "a.tflite").string() + " " + (dir / "b.tflite").string();
+  const CliRun text = run_cli("diff " + files);
+  ASSERT_EQ(text.status, 0) << text.out;
+  EXPECT_NE(text.out.find("[2] float32 -> [1] float32  changed: shape"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("3 parameters: 2 identical, 0 with other values, 1 shape, 0 dtype, 0 quantization changes"),
+            std::string::npos)
+      << text.out;
+  const CliRun js = run_cli("diff " + files + " --json");
+  ASSERT_EQ(js.status, 0) << js.out;
+  const auto doc = nlohmann::json::parse(js.out);
+  const auto& summary = doc.at("summary");
+  EXPECT_EQ(summary.at("params"), 3);
+  EXPECT_EQ(summary.at("identical_params"), 2);
+  EXPECT_EQ(summary.at("shape_changed"), 1);
+  EXPECT_EQ(summary.at("dtype_changed"), 0);
+  EXPECT_EQ(summary.at("quantization_changed"), 0);
+  EXPECT_EQ(summary.at("values_changed"), 0);
+  EXPECT_EQ(summary.at("matched_by").at("name"), 2);
+  int shape_changes = 0;
+  for (const auto& layer : doc.at("layers"))
+    for (const auto& param : layer.at("params"))
+      if (param.at("shape_changed").get<bool>()) {
+        ++shape_changes;
+        EXPECT_EQ(layer.at("a").at("op"), "ADD");
+        EXPECT_EQ(param.at("identical"), false);
+        EXPECT_EQ(param.at("a").at("shape"), nlohmann::json::array({2}));
+        EXPECT_EQ(param.at("b").at("shape"), nlohmann::json::array({1}));
+        EXPECT_TRUE(param.at("values").is_null());
+      }
+  EXPECT_EQ(shape_changes, 1);
+  // The JSON summary has the text summary's figures for the float and int8 twins too.
+  write_file(dir / "q.tflite", fc_model(true).finish());
+  const auto q = nlohmann::json::parse(run_cli("diff " + (dir / "a.tflite").string() + " " + (dir / "q.tflite").string() + " --json").out);
+  EXPECT_EQ(q.at("summary").at("values_changed"), 1);
+  EXPECT_EQ(q.at("summary").at("dtype_changed"), 1);
+  EXPECT_EQ(q.at("summary").at("quantization_changed"), 1);
+  EXPECT_NE(run_cli("diff " + (dir / "a.tflite").string() + " " + (dir / "q.tflite").string())
+                .out.find("3 parameters: 2 identical, 1 with other values, 0 shape, 1 dtype, 1 quantization changes"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

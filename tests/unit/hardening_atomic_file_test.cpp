@@ -256,5 +256,82 @@ TEST_F(atomic_file_test, moves_keep_ownership) {
   EXPECT_EQ(entries(dir_), std::vector<std::string>{"moved.bin"});
 }
 
+TEST_F(atomic_file_test, a_link_is_replaced_by_default_and_written_through_on_request) {
+  fs::create_directories(dir_ / "real");
+  std::ofstream(dir_ / "real" / "a.bin") << "old a";
+  std::ofstream(dir_ / "real" / "b.bin") << "old b";
+  fs::create_symlink(fs::path("real") / "a.bin", dir_ / "a.link");
+  fs::create_symlink(dir_ / "real" / "b.bin", dir_ / "b.hop");  // absolute, then a chain
+  fs::create_symlink("b.hop", dir_ / "b.link");
+  {
+    AtomicFile f(dir_ / "a.link");  // default: the name itself is replaced
+    EXPECT_EQ(f.destination(), dir_ / "a.link");
+    f.write("new a");
+    f.commit();
+  }
+  EXPECT_FALSE(fs::is_symlink(dir_ / "a.link"));
+  EXPECT_EQ(slurp(dir_ / "a.link"), "new a");
+  EXPECT_EQ(slurp(dir_ / "real" / "a.bin"), "old a");
+  {
+    AtomicFile f(dir_ / "b.link", {.follow_symlinks = true});
+    EXPECT_EQ(f.destination(), dir_ / "real" / "b.bin");
+    EXPECT_EQ(f.target(), dir_ / "b.link");
+    EXPECT_EQ(f.temp_path().parent_path(), dir_ / "real");  // beside the file, so the rename stays atomic
+    f.write("new b");
+    f.commit();
+  }
+  EXPECT_TRUE(fs::is_symlink(dir_ / "b.link"));
+  EXPECT_TRUE(fs::is_symlink(dir_ / "b.hop"));
+  EXPECT_EQ(slurp(dir_ / "real" / "b.bin"), "new b");
+  EXPECT_EQ(entries(dir_ / "real"), (std::vector<std::string>{"a.bin", "b.bin"}));
+  // A loop of links is an output error naming the target.
+  fs::create_symlink("loop2", dir_ / "loop1");
+  fs::create_symlink("loop1", dir_ / "loop2");
+  std::vector<std::string> failures;
+  expect_output_error(failures, dir_ / "loop1", "too many levels of symbolic links",
+                      [&] { AtomicFile f(dir_ / "loop1", {.follow_symlinks = true}); });
+  for (const auto& f : failures) ADD_FAILURE() << f;
+}
+
+TEST_F(atomic_file_test, keep_attributes_keeps_the_mode_of_the_file_replaced) {
+  const auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0);
+    return st.st_mode & 07777;
+  };
+  const mode_t old_mask = ::umask(022);
+  const auto target = dir_ / "secret.bin";
+  std::ofstream(target) << "old";
+  ASSERT_EQ(::chmod(target.c_str(), 0600), 0);
+  {
+    AtomicFile f(target, {.keep_attributes = true});
+    EXPECT_EQ(mode_of(f.temp_path()), 0600u);  // never more open than the file it replaces
+    f.write("new");
+    f.commit();
+  }
+  EXPECT_EQ(mode_of(target), 0600u);
+  EXPECT_EQ(slurp(target), "new");
+  ASSERT_EQ(::chmod(target.c_str(), 0751), 0);
+  {
+    AtomicFile f(target, {.keep_attributes = true});
+    f.write("x");
+    f.commit();
+  }
+  EXPECT_EQ(mode_of(target), 0751u);  // also bits the umask would clear
+  {
+    AtomicFile f(target);  // without the option: a new file's mode
+    f.write("y");
+    f.commit();
+  }
+  EXPECT_EQ(mode_of(target), 0644u);
+  {
+    AtomicFile f(dir_ / "fresh.bin", {.keep_attributes = true});  // nothing to keep
+    f.write("z");
+    f.commit();
+  }
+  EXPECT_EQ(mode_of(dir_ / "fresh.bin"), 0644u);
+  ::umask(old_mask);
+}
+
 }  // namespace
 }  // namespace litelens::hardening

@@ -1,13 +1,17 @@
 // litelens::patch: values and quantization written back, everything else preserved.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -693,8 +697,8 @@ TEST(patch_test, unreferenced_trailing_bytes) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(out2.data() + out2.size() - tag.size()), tag.size()), tag);
 }
 
-TEST(patch_test, fields_unknown_to_the_schema_are_refused) {
-  // The conv model with an extra field (id 10, beyond the known ones) in the Model table.
+// The conv model with an extra field (id 10, beyond the known ones) in the Model table.
+std::vector<std::byte> model_with_an_unknown_field() {
   const auto base = litelens::testing::conv_model().finish();
   tflite::ModelT m;
   tflite::GetModel(base.data())->UnPackTo(&m);
@@ -715,8 +719,12 @@ TEST(patch_test, fields_unknown_to_the_schema_are_refused) {
   mb.add_buffers(bv);
   fbb.AddElement<std::uint32_t>(static_cast<flatbuffers::voffset_t>(4 + 2 * 10), 42, 0);
   fbb.Finish(mb.Finish(), tflite::ModelIdentifier());
-  const std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
-                                     reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize());
+  return {reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
+          reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize()};
+}
+
+TEST(patch_test, fields_unknown_to_the_schema_are_refused) {
+  const auto bytes = model_with_an_unknown_field();
   expect_patch_error([&] { patch(bytes, {{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>(4)))}}); },
                      PatchError::Kind::unsupported, "field id 10");
 }
@@ -1026,6 +1034,361 @@ TEST(patch_test, cli_patch_and_in_place_rule) {
   EXPECT_EQ(run("diff " + input.string() + " " + (dir / "out.tflite").string() + " --json"), 0);
   const Model patched = Model::open(input);
   EXPECT_EQ(patched.subgraph(0).tensor(3).quantization()->scale, std::vector<float>{0.5f});
+  fs::remove_all(dir);
+}
+
+// ---- subgraphs, links, permissions, the re-validation gate, exit codes ---------------------------
+
+// Two subgraphs, each x [2] + "shared/w" [2] -> y: one tensor name in both.
+ModelBuilder two_subgraph_model() {
+  ModelBuilder b;
+  const int add = b.add_opcode(tflite::BuiltinOperator_ADD);
+  for (int i = 0; i < 2; ++i) {
+    const int sg = b.add_subgraph(i == 0 ? "main" : "second");
+    b.add_tensor(sg, "x", {2});
+    b.add_constant(sg, "shared/w", {2}, tflite::TensorType_FLOAT32,
+                   to_bytes(std::vector<float>{1.0f + 10.0f * static_cast<float>(i), 2.0f + 10.0f * static_cast<float>(i)}));
+    b.add_tensor(sg, "y", {2});
+    b.add_operator(sg, add, {0, 1}, {2});
+    b.subgraph(sg).inputs = {0};
+    b.subgraph(sg).outputs = {2};
+  }
+  return b;
+}
+
+struct CliRun {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+CliRun run_cli(const std::string& args) {
+  CliRun r;
+  const std::string cmd = std::string(LITELENS_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// A float32 .npy of shape [n].
+std::vector<std::byte> npy_of(const std::vector<float>& v) {
+  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", v.size());
+  header.append(128 - 10 - header.size() - 1, ' ');
+  header.push_back('\n');
+  std::string out = "\x93NUMPY";
+  out.push_back('\x01');
+  out.push_back('\x00');
+  out.push_back(static_cast<char>(header.size()));
+  out.push_back('\x00');
+  out += header;
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+  std::vector<std::byte> b(out.size());
+  std::memcpy(b.data(), out.data(), out.size());
+  return b;
+}
+
+bool temporaries_in(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp-") != std::string::npos) return true;
+  return false;
+}
+
+TEST(patch_test, index_selectors_in_a_later_subgraph_and_names_used_in_two) {
+  const auto original = two_subgraph_model().finish();
+  const Model m = Model::from_bytes(original);
+  // The name is in both subgraphs: refused, naming both and asking for #N.
+  try {
+    resolve_selector(m, "shared/w");
+    ADD_FAILURE() << "an ambiguous name was accepted";
+  } catch (const PatchError& e) {
+    EXPECT_EQ(e.kind(), PatchError::Kind::ambiguous_selector);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("used by 2 tensors"), std::string::npos) << what;
+    EXPECT_NE(what.find("sg0 #1"), std::string::npos) << what;
+    EXPECT_NE(what.find("sg1 #1"), std::string::npos) << what;
+    EXPECT_NE(what.find("#N (and --subgraph)"), std::string::npos) << what;
+  }
+  // Restricted to one subgraph the name is unique.
+  EXPECT_EQ(resolve_selector(m, "shared/w", 1).subgraph, 1);
+  // #N with a subgraph > 0 reaches that subgraph's tensor, and only it changes.
+  const PatchTarget t = resolve_selector(m, "#1", 1);
+  EXPECT_EQ(t.subgraph, 1);
+  EXPECT_EQ(t.tensor, 1);
+  PatchOptions o;
+  o.subgraph = 1;
+  PatchReport report;
+  const Model out = Model::from_bytes(
+      patch(original, {{update("#1", array_of(DType::float32, {2}, std::vector<float>{-5, -6}))}}, o, &report));
+  EXPECT_EQ(values_of<float>(out.subgraph(1).tensor(1).data()), (std::vector<float>{-5, -6}));
+  EXPECT_EQ(values_of<float>(out.subgraph(0).tensor(1).data()), (std::vector<float>{1, 2}));
+  ASSERT_EQ(report.tensors.size(), 1u);
+  EXPECT_EQ(report.tensors[0].subgraph, 1);
+  EXPECT_EQ(report.tensors[0].tensor, 1);
+  // Without a subgraph, #N means subgraph 0.
+  const Model out0 = Model::from_bytes(patch(original, {{update("#1", array_of(DType::float32, {2}, std::vector<float>{-5, -6}))}}));
+  EXPECT_EQ(values_of<float>(out0.subgraph(0).tensor(1).data()), (std::vector<float>{-5, -6}));
+  EXPECT_EQ(values_of<float>(out0.subgraph(1).tensor(1).data()), (std::vector<float>{11, 12}));
+  // The same through the command line.
+  const auto dir = scratch();
+  write_file(dir / "two.tflite", original);
+  write_file(dir / "w.npy", npy_of({-7, -8}));
+  const std::string in = (dir / "two.tflite").string(), npy = (dir / "w.npy").string();
+  const CliRun ambiguous = run_cli(fmt::format("patch {} -o {} --set shared/w={}", in, (dir / "a.tflite").string(), npy));
+  EXPECT_EQ(ambiguous.status, 2) << ambiguous.output;
+  EXPECT_NE(ambiguous.output.find("select one with #N"), std::string::npos) << ambiguous.output;
+  EXPECT_NE(ambiguous.output.find("[ambiguous_selector]"), std::string::npos) << ambiguous.output;
+  EXPECT_FALSE(fs::exists(dir / "a.tflite"));
+  const CliRun ok = run_cli(fmt::format("patch {} -o {} --subgraph 1 --set '#1={}'", in, (dir / "b.tflite").string(), npy));
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("patched sg1 #1 'shared/w'"), std::string::npos) << ok.output;
+  const Model cli_out = Model::open(dir / "b.tflite");
+  EXPECT_EQ(values_of<float>(cli_out.subgraph(1).tensor(1).data()), (std::vector<float>{-7, -8}));
+  EXPECT_EQ(values_of<float>(cli_out.subgraph(0).tensor(1).data()), (std::vector<float>{1, 2}));
+  const CliRun missing = run_cli(fmt::format("patch {} -o {} --subgraph 1 --set '#9={}'", in, (dir / "c.tflite").string(), npy));
+  EXPECT_EQ(missing.status, 1) << missing.output;
+  EXPECT_NE(missing.output.find("tensor #9 does not exist in subgraph 1"), std::string::npos) << missing.output;
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, in_place_through_a_link_replaces_the_file_it_leads_to) {
+  const auto dir = scratch();
+  fs::create_directories(dir / "models");
+  const auto real = dir / "models" / "real.tflite";
+  const auto original = rich_conv_model().finish();
+  write_file(real, original);
+  const auto link = dir / "link.tflite";
+  fs::create_symlink(fs::path("models") / "real.tflite", link);  // relative, from another folder
+  const PatchSpec spec{{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>{4, 3, 2, 1}))}};
+  {
+    const Model m = Model::open(link);
+    // The link names the input: --in-place is still needed.
+    expect_patch_error([&] { patch_model(m, spec, link); }, PatchError::Kind::in_place_required, "--in-place");
+    PatchOptions o;
+    o.in_place = true;
+    patch_model(m, spec, link, o);
+  }
+  ASSERT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), fs::path("models") / "real.tflite");
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(real)));
+  const Model replaced = Model::open(real);
+  EXPECT_EQ(values_of<float>(replaced.subgraph(0).tensor(2).data()), (std::vector<float>{4, 3, 2, 1}));
+  EXPECT_FALSE(temporaries_in(dir));
+  EXPECT_FALSE(temporaries_in(dir / "models"));
+
+  // In place through a chain of links (absolute, then relative) to the input.
+  write_file(dir / "models" / "other.tflite", original);
+  fs::create_symlink(dir / "models" / "other.tflite", dir / "abs.tflite");  // absolute
+  fs::create_symlink("abs.tflite", dir / "chain.tflite");
+  {
+    const Model m = Model::open(dir / "chain.tflite");
+    PatchOptions o;
+    o.in_place = true;
+    patch_model(m, spec, dir / "chain.tflite", o);
+  }
+  EXPECT_TRUE(fs::is_symlink(dir / "chain.tflite"));
+  EXPECT_TRUE(fs::is_symlink(dir / "abs.tflite"));
+  EXPECT_EQ(values_of<float>(Model::open(dir / "models" / "other.tflite").subgraph(0).tensor(2).data()),
+            (std::vector<float>{4, 3, 2, 1}));
+  // An -o that is a link to another file (planted in a shared folder, say) is not written
+  // through: the link is replaced and the file it named is left alone. A dangling one likewise.
+  write_file(dir / "models" / "victim.tflite", original);
+  fs::create_symlink(dir / "models" / "victim.tflite", dir / "planted.tflite");
+  fs::create_symlink(fs::path("models") / "new.tflite", dir / "dangling.tflite");
+  {
+    const Model m = Model::from_bytes(original);
+    patch_model(m, spec, dir / "planted.tflite");
+    patch_model(m, spec, dir / "dangling.tflite");
+  }
+  EXPECT_FALSE(fs::is_symlink(dir / "planted.tflite"));
+  EXPECT_EQ(values_of<float>(Model::open(dir / "planted.tflite").subgraph(0).tensor(2).data()),
+            (std::vector<float>{4, 3, 2, 1}));
+  EXPECT_EQ(read_file(dir / "models" / "victim.tflite"), original);
+  EXPECT_FALSE(fs::is_symlink(dir / "dangling.tflite"));
+  EXPECT_FALSE(fs::exists(dir / "models" / "new.tflite"));
+
+  // Through the command line.
+  write_file(real, original);
+  write_file(dir / "b.npy", npy_of({9, 8, 7, 6}));
+  const CliRun r = run_cli(fmt::format("patch {} --in-place --set conv/bias={}", link.string(), (dir / "b.npy").string()));
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(values_of<float>(Model::open(real).subgraph(0).tensor(2).data()), (std::vector<float>{9, 8, 7, 6}));
+  EXPECT_FALSE(temporaries_in(dir));
+  EXPECT_FALSE(temporaries_in(dir / "models"));
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, a_replaced_file_keeps_its_permissions_and_a_new_one_follows_the_umask) {
+  const auto dir = scratch();
+  const auto input = dir / "private.tflite";
+  const auto original = rich_conv_model().finish();
+  write_file(input, original);
+  fs::permissions(input, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  const PatchSpec spec{{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>{4, 3, 2, 1}))}};
+  const mode_t old_mask = ::umask(022);
+  const auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  {
+    const Model m = Model::open(input);
+    PatchOptions o;
+    o.in_place = true;
+    patch_model(m, spec, input, o);
+    EXPECT_EQ(mode_of(input), 0600u);  // not 0644
+    EXPECT_EQ(values_of<float>(Model::open(input).subgraph(0).tensor(2).data()), (std::vector<float>{4, 3, 2, 1}));
+    // An existing -o file keeps its mode too (here one the umask would not give).
+    write_file(dir / "shared.tflite", original);
+    ::chmod((dir / "shared.tflite").c_str(), 0664);
+    patch_model(m, spec, dir / "shared.tflite");
+    EXPECT_EQ(mode_of(dir / "shared.tflite"), 0664u);
+    // A new file: 0666 minus the umask.
+    patch_model(m, spec, dir / "new.tflite");
+    EXPECT_EQ(mode_of(dir / "new.tflite"), 0644u);
+    ::umask(077);
+    patch_model(m, spec, dir / "new2.tflite");
+    EXPECT_EQ(mode_of(dir / "new2.tflite"), 0600u);
+    // ... and the umask does not narrow a replaced file's mode.
+    patch_model(m, spec, dir / "shared.tflite");
+    EXPECT_EQ(mode_of(dir / "shared.tflite"), 0664u);
+  }
+  ::umask(old_mask);
+  // Owner and group are kept when the process may set them (root may).
+  if (::geteuid() == 0) {
+    write_file(dir / "owned.tflite", original);
+    ASSERT_EQ(::chown((dir / "owned.tflite").c_str(), 4321, 4322), 0);
+    ::chmod((dir / "owned.tflite").c_str(), 0640);
+    const Model m = Model::open(dir / "owned.tflite");
+    PatchOptions o;
+    o.in_place = true;
+    patch_model(m, spec, dir / "owned.tflite", o);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir / "owned.tflite").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 4321u);
+    EXPECT_EQ(st.st_gid, 4322u);
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+  }
+  // The command line, in place.
+  fs::permissions(input, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  write_file(dir / "b.npy", npy_of({9, 8, 7, 6}));
+  const CliRun r = run_cli(fmt::format("patch {} --in-place --set conv/bias={}", input.string(), (dir / "b.npy").string()));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(mode_of(input), 0600u);
+  fs::remove_all(dir);
+}
+
+// Removes the test hook even when an assertion fails.
+struct OutputHook {
+  explicit OutputHook(std::function<void(const fs::path&)> f) { detail::set_patch_output_hook_for_testing(std::move(f)); }
+  ~OutputHook() { detail::set_patch_output_hook_for_testing({}); }
+};
+
+TEST(patch_test, an_output_that_fails_the_check_is_never_renamed_into_place) {
+  const auto dir = scratch();
+  const auto original = rich_conv_model().finish();
+  const PatchSpec spec{{update("conv/bias", array_of(DType::float32, {4}, std::vector<float>{4, 3, 2, 1}))}};
+  // Two kinds of damage: one the reader refuses (the file identifier), one only the comparison
+  // with the input sees (a byte of the filter, which the patch does not touch).
+  const std::function<void(const fs::path&)> damages[] = {
+      [](const fs::path& temp) {
+        std::fstream f(temp, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(4);
+        f.write("XXXX", 4);
+      },
+      [](const fs::path& temp) {
+        std::uint64_t at = 0;
+        {
+          const Model t = Model::open(temp);
+          at = *t.subgraph(0).tensor(1).data_offset();
+        }
+        std::fstream f(temp, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(static_cast<std::streamoff>(at));
+        char c = 0;
+        f.read(&c, 1);
+        c = static_cast<char>(c ^ 0x40);
+        f.seekp(static_cast<std::streamoff>(at));
+        f.write(&c, 1);
+      },
+  };
+  const char* expected[] = {"does not validate", "does not hold the expected bytes"};
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(expected[i]);
+    const auto input = dir / "in.tflite";
+    write_file(input, original);
+    bool called = false;
+    OutputHook hook([&](const fs::path& temp) {
+      called = true;
+      EXPECT_EQ(temp.parent_path(), dir);
+      damages[i](temp);
+    });
+    const Model m = Model::open(input);
+    const auto expect_output_error = [&](const std::function<void()>& f) {
+      try {
+        f();
+        ADD_FAILURE() << "a damaged output was accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::output) << e.what();
+        EXPECT_NE(std::string(e.what()).find(expected[i]), std::string::npos) << e.what();
+      }
+    };
+    // A new file: never appears.
+    expect_output_error([&] { patch_model(m, spec, dir / "new.tflite"); });
+    EXPECT_TRUE(called);
+    EXPECT_FALSE(fs::exists(dir / "new.tflite"));
+    EXPECT_FALSE(temporaries_in(dir));
+    // In place: the input keeps its bytes.
+    PatchOptions o;
+    o.in_place = true;
+    expect_output_error([&] { patch_model(m, spec, input, o); });
+    EXPECT_EQ(read_file(input), original);
+    EXPECT_FALSE(temporaries_in(dir));
+  }
+  // Without the hook the same patch goes through.
+  {
+    const Model m = Model::open(dir / "in.tflite");
+    patch_model(m, spec, dir / "new.tflite");
+  }
+  EXPECT_EQ(values_of<float>(Model::open(dir / "new.tflite").subgraph(0).tensor(2).data()), (std::vector<float>{4, 3, 2, 1}));
+  fs::remove_all(dir);
+}
+
+TEST(patch_test, cli_exit_codes) {
+  const auto dir = scratch();
+  const std::string in = (dir / "in.tflite").string(), out = (dir / "out.tflite").string();
+  write_file(in, rich_conv_model().finish());
+  write_file(dir / "b.npy", npy_of({9, 8, 7, 6}));
+  write_file(dir / "short.npy", npy_of({9, 8, 7}));
+  const std::string bias = (dir / "b.npy").string(), short_bias = (dir / "short.npy").string();
+  const auto expect = [](const CliRun& r, int status, const std::string& fragment) {
+    EXPECT_EQ(r.status, status) << r.output;
+    EXPECT_NE(r.output.find(fragment), std::string::npos) << "wanted: " << fragment << "\noutput: " << r.output;
+  };
+  expect(run_cli(fmt::format("patch {} -o {} --set conv/bias={}", in, out, bias)), 0, "wrote ");
+  // 2: the request is wrong.
+  expect(run_cli(fmt::format("patch {} -o {}", in, out)), 2, "nothing to do");
+  expect(run_cli(fmt::format("patch {} --set conv/bias={}", in, bias)), 2, "-o OUT.tflite");
+  expect(run_cli(fmt::format("patch {} -o {} --set conv/bias={} --no-such-option", in, out, bias)), 2, "no-such-option");
+  expect(run_cli(fmt::format("patch {} -o {} --set conv/bias={}", in, out, short_bias)), 2, "[shape_mismatch]");
+  expect(run_cli(fmt::format("patch {} -o {} --set conv/bias={}", in, in, bias)), 2, "[in_place_required]");
+  expect(run_cli(fmt::format("patch {} -o {} --set-quant conv/bias=scale:-1", in, out)), 2, "[bad_quantization]");
+  // 1: the model or a file is the problem.
+  expect(run_cli(fmt::format("patch {} -o {} --set nope={}", in, out, bias)), 1, "[unknown_selector]");
+  expect(run_cli(fmt::format("patch {} -o {} --set conv/bias={}", in, out, (dir / "missing.npy").string())), 1,
+         "[bad_values_file]");
+  write_file(dir / "unknown_field.tflite", model_with_an_unknown_field());
+  expect(run_cli(fmt::format("patch {} -o {} --set conv/bias={}", (dir / "unknown_field.tflite").string(),
+                             (dir / "u.tflite").string(), bias)),
+         1, "[unsupported]");
+  EXPECT_FALSE(fs::exists(dir / "u.tflite"));
+  const std::vector<std::byte> junk(64, std::byte{0x5a});
+  write_file(dir / "junk.tflite", junk);
+  const CliRun bad = run_cli(fmt::format("patch {} -o {} --set conv/bias={}", (dir / "junk.tflite").string(), out, bias));
+  EXPECT_EQ(bad.status, 1) << bad.output;
   fs::remove_all(dir);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 
 #include "commands.h"
 #include "json_view.h"
@@ -43,11 +44,18 @@ std::pair<std::string, std::string> split_assignment(const std::string& text, co
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
+// Exit 1 when the model or a file is the problem (nothing matches, an export of another model,
+// an unreadable values file, a model or feature the patcher does not handle); exit 2 when the
+// request is (mismatched shape or dtype, values out of range, missing --in-place, ...).
 [[noreturn]] void rethrow_patch_error(const PatchError& e) {
-  if (e.kind() == PatchError::Kind::unknown_selector || e.kind() == PatchError::Kind::manifest_mismatch ||
-      e.kind() == PatchError::Kind::bad_values_file)
-    throw NoMatch(fmt::format("{} [{}]", e.what(), patch_error_kind_name(e.kind())));
-  throw UsageError(fmt::format("{} [{}]", e.what(), patch_error_kind_name(e.kind())));
+  const std::string message = fmt::format("{} [{}]", e.what(), patch_error_kind_name(e.kind()));
+  switch (e.kind()) {
+    case PatchError::Kind::unknown_selector:
+    case PatchError::Kind::manifest_mismatch:
+    case PatchError::Kind::bad_values_file: throw NoMatch(message);
+    case PatchError::Kind::unsupported: throw std::runtime_error(message);  // main: exit 1, like model errors
+    default: throw UsageError(message);
+  }
 }
 
 json report_json(const PatchReport& r, const std::string& output) {
@@ -167,12 +175,9 @@ json ref_json(const LayerRef& r) {
 
 json diff_json(const ModelDiff& d, const DiffArgs& args) {
   json layers = json::array();
-  std::size_t params = 0, identical = 0;
   for (const auto& l : d.layers) {
     json ps = json::array();
     for (const auto& p : l.params) {
-      ++params;
-      if (p.identical()) ++identical;
       json values = nullptr;
       if (p.values)
         values = {{"count", p.values->count},
@@ -203,14 +208,22 @@ json diff_json(const ModelDiff& d, const DiffArgs& args) {
   json only_a = json::array(), only_b = json::array();
   for (const auto& r : d.only_in_a) only_a.push_back(ref_json(r));
   for (const auto& r : d.only_in_b) only_b.push_back(ref_json(r));
+  const DiffSummary sum = summarize(d);
+  json matched_by = json::object();
+  for (const auto& [rule, n] : sum.matched_by) matched_by[rule] = n;
   return {{"a", args.a},
           {"b", args.b},
           {"subgraphs", {d.subgraphs_a, d.subgraphs_b}},
-          {"summary", {{"matched_layers", d.layers.size()},
-                       {"only_in_a", d.only_in_a.size()},
-                       {"only_in_b", d.only_in_b.size()},
-                       {"params", params},
-                       {"identical_params", identical}}},
+          {"summary", {{"matched_layers", sum.matched_layers},
+                       {"matched_by", std::move(matched_by)},
+                       {"only_in_a", sum.only_in_a},
+                       {"only_in_b", sum.only_in_b},
+                       {"params", sum.params},
+                       {"identical_params", sum.identical_params},
+                       {"values_changed", sum.values_changed},
+                       {"shape_changed", sum.shape_changed},
+                       {"dtype_changed", sum.dtype_changed},
+                       {"quantization_changed", sum.quantization_changed}}},
           {"layers", std::move(layers)},
           {"only_in_a", std::move(only_a)},
           {"only_in_b", std::move(only_b)}};
@@ -225,22 +238,13 @@ std::string side_text(const std::optional<ParamInfo>& i) {
 }
 
 void print_diff_text(const ModelDiff& d, const DiffArgs& args) {
-  std::size_t params = 0, identical = 0, shape = 0, dtype = 0, quant = 0, values = 0;
-  std::map<std::string, std::size_t> how;
   for (const auto& l : d.layers) {
-    ++how[l.matched_by];
     const bool show_layer = args.all || !l.identical();
     if (show_layer)
       fmt::print("{} {}  <->  {} {}  [{}]\n", l.a.key, l.a.name.empty() ? "(unnamed)" : l.a.name, l.b.key,
                  l.b.name.empty() ? "(unnamed)" : l.b.name, l.matched_by);
     for (const auto& p : l.params) {
-      ++params;
       const bool same = p.identical();
-      identical += same;
-      shape += p.shape_changed;
-      dtype += p.dtype_changed;
-      quant += p.quantization_changed;
-      values += p.values && p.values->differing > 0;
       if (!show_layer || (same && !args.all)) continue;
       std::vector<std::string> flags;
       if (p.shape_changed) flags.push_back("shape");
@@ -261,12 +265,13 @@ void print_diff_text(const ModelDiff& d, const DiffArgs& args) {
   }
   for (const auto& r : d.only_in_a) fmt::print("only in A: {} {}\n", r.key, r.name);
   for (const auto& r : d.only_in_b) fmt::print("only in B: {} {}\n", r.key, r.name);
+  const DiffSummary sum = summarize(d);
   std::vector<std::string> by;
-  for (const auto& [k, n] : how) by.push_back(fmt::format("{} by {}", n, k));
+  for (const auto& [k, n] : sum.matched_by) by.push_back(fmt::format("{} by {}", n, k));
   fmt::print("{} layers matched ({}), {} only in A, {} only in B; {} parameters: {} identical, {} with other values, "
              "{} shape, {} dtype, {} quantization changes\n",
-             d.layers.size(), fmt::join(by, ", "), d.only_in_a.size(), d.only_in_b.size(), params, identical, values,
-             shape, dtype, quant);
+             sum.matched_layers, fmt::join(by, ", "), sum.only_in_a, sum.only_in_b, sum.params, sum.identical_params,
+             sum.values_changed, sum.shape_changed, sum.dtype_changed, sum.quantization_changed);
 }
 
 void run_diff(const DiffArgs& args) {
