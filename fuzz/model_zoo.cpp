@@ -6,10 +6,14 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "conversion_metadata_generated.h"
+
 namespace litelens::hardening {
 
 using namespace tflite;
 using litelens::testing::to_bytes;
+namespace meta = tflite_metadata;
+namespace conv = tflite_conversion;
 
 namespace {
 
@@ -67,7 +71,318 @@ std::vector<std::byte> tiny_zip() {
   return out;
 }
 
+std::unique_ptr<meta::AssociatedFileT> file_ref(std::string name, meta::AssociatedFileType type, std::string locale = "",
+                                                std::string version = "", std::string description = "") {
+  auto f = std::make_unique<meta::AssociatedFileT>();
+  f->name = std::move(name);
+  f->type = type;
+  f->locale = std::move(locale);
+  f->version = std::move(version);
+  f->description = std::move(description);
+  return f;
+}
+
+template <class T>
+std::unique_ptr<meta::ProcessUnitT> unit(T&& options) {
+  auto u = std::make_unique<meta::ProcessUnitT>();
+  u->options.Set(std::forward<T>(options));
+  return u;
+}
+
 }  // namespace
+
+void put16(std::vector<std::uint8_t>& v, std::uint64_t x) {
+  for (int i = 0; i < 2; ++i) v.push_back(static_cast<std::uint8_t>(x >> (8 * i)));
+}
+void put32(std::vector<std::uint8_t>& v, std::uint64_t x) {
+  for (int i = 0; i < 4; ++i) v.push_back(static_cast<std::uint8_t>(x >> (8 * i)));
+}
+void put64(std::vector<std::uint8_t>& v, std::uint64_t x) {
+  for (int i = 0; i < 8; ++i) v.push_back(static_cast<std::uint8_t>(x >> (8 * i)));
+}
+void set16(std::vector<std::uint8_t>& v, std::size_t at, std::uint64_t x) {
+  for (int i = 0; i < 2; ++i) v[at + i] = static_cast<std::uint8_t>(x >> (8 * i));
+}
+void set32(std::vector<std::uint8_t>& v, std::size_t at, std::uint64_t x) {
+  for (int i = 0; i < 4; ++i) v[at + i] = static_cast<std::uint8_t>(x >> (8 * i));
+}
+void set64(std::vector<std::uint8_t>& v, std::size_t at, std::uint64_t x) {
+  for (int i = 0; i < 8; ++i) v[at + i] = static_cast<std::uint8_t>(x >> (8 * i));
+}
+std::uint32_t get32(const std::vector<std::uint8_t>& v, std::size_t at) {
+  return static_cast<std::uint32_t>(v[at]) | (static_cast<std::uint32_t>(v[at + 1]) << 8) |
+         (static_cast<std::uint32_t>(v[at + 2]) << 16) | (static_cast<std::uint32_t>(v[at + 3]) << 24);
+}
+
+std::uint32_t zip_crc32(std::span<const std::uint8_t> data) { return crc32(data.data(), data.size()); }
+
+ZipEntry stored_entry(std::string name, const std::string& content) {
+  ZipEntry e;
+  e.name = std::move(name);
+  e.stored.assign(content.begin(), content.end());
+  e.size = static_cast<std::uint32_t>(content.size());
+  e.crc = zip_crc32(e.stored);
+  return e;
+}
+
+ZipEntry deflate_block_entry(std::string name, const std::string& content) {
+  ZipEntry e = stored_entry(std::move(name), content);
+  std::vector<std::uint8_t> d{0x01};  // BFINAL=1, BTYPE=00
+  put16(d, content.size());
+  put16(d, ~content.size() & 0xFFFF);
+  d.insert(d.end(), content.begin(), content.end());
+  e.stored = std::move(d);
+  e.method = 8;
+  return e;
+}
+
+const std::string& animals_text() {
+  static const std::string text = [] {
+    std::string s;
+    for (int i = 0; i < 4; ++i) s += "cat\ndog\ncat\ndog\ncat\ndog\nbird\n";
+    return s;
+  }();
+  return text;
+}
+ZipEntry deflated_animals(std::string name) {
+  ZipEntry e = stored_entry(std::move(name), animals_text());
+  e.stored = {0x4b, 0x4e, 0x2c, 0xe1, 0x4a, 0xc9, 0x4f, 0xe7, 0x4a, 0x46, 0xa3,
+              0x93, 0x32, 0x8b, 0x52, 0x30, 0x04, 0xa9, 0x24, 0x09, 0x00};
+  e.method = 8;
+  return e;
+}
+
+
+Zip make_zip(const std::vector<ZipEntry>& entries, std::uint64_t base, const ZipOptions& o) {
+  Zip z;
+  auto& b = z.bytes;
+  const std::uint64_t shift = o.relative ? 0 : base;
+  for (const auto& e : entries) {
+    z.local.push_back(b.size());
+    put32(b, 0x04034b50);
+    put16(b, o.zip64 ? 45 : 20);
+    put16(b, e.flags);
+    put16(b, e.method);
+    put16(b, 0);
+    put16(b, 0x21);
+    put32(b, e.crc);
+    put32(b, o.zip64 ? 0xFFFFFFFF : e.stored.size());
+    put32(b, o.zip64 ? 0xFFFFFFFF : e.size);
+    put16(b, e.name.size());
+    put16(b, o.zip64 ? 20 : 0);
+    b.insert(b.end(), e.name.begin(), e.name.end());
+    if (o.zip64) {
+      put16(b, 1);
+      put16(b, 16);
+      put64(b, e.size);
+      put64(b, e.stored.size());
+    }
+    b.insert(b.end(), e.stored.begin(), e.stored.end());
+  }
+  z.cd = b.size();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    z.central.push_back(b.size());
+    put32(b, 0x02014b50);
+    put16(b, 0x031E);
+    put16(b, o.zip64 ? 45 : 20);
+    put16(b, e.flags);
+    put16(b, e.method);
+    put16(b, 0);
+    put16(b, 0x21);
+    put32(b, e.crc);
+    put32(b, o.zip64 ? 0xFFFFFFFF : e.stored.size());
+    put32(b, o.zip64 ? 0xFFFFFFFF : e.size);
+    put16(b, e.name.size());
+    put16(b, o.zip64 ? 28 : 0);
+    put16(b, 0);
+    put16(b, 0);
+    put16(b, 0);
+    put32(b, e.external_attributes);
+    put32(b, o.zip64 ? 0xFFFFFFFF : shift + z.local[i]);
+    b.insert(b.end(), e.name.begin(), e.name.end());
+    if (o.zip64) {
+      put16(b, 1);
+      put16(b, 24);
+      put64(b, e.size);
+      put64(b, e.stored.size());
+      put64(b, shift + z.local[i]);
+    }
+  }
+  const std::size_t cd_size = b.size() - z.cd;
+  if (o.zip64) {
+    z.zip64_record = b.size();
+    put32(b, 0x06064b50);
+    put64(b, 44);
+    put16(b, 45);
+    put16(b, 45);
+    put32(b, 0);
+    put32(b, 0);
+    put64(b, entries.size());
+    put64(b, entries.size());
+    put64(b, cd_size);
+    put64(b, shift + z.cd);
+    z.zip64_locator = b.size();
+    put32(b, 0x07064b50);
+    put32(b, 0);
+    put64(b, shift + z.zip64_record);
+    put32(b, 1);
+  }
+  z.eocd = b.size();
+  put32(b, 0x06054b50);
+  put16(b, 0);
+  put16(b, 0);
+  put16(b, o.zip64 ? 0xFFFF : entries.size());
+  put16(b, o.zip64 ? 0xFFFF : entries.size());
+  put32(b, o.zip64 ? 0xFFFFFFFF : cd_size);
+  put32(b, o.zip64 ? 0xFFFFFFFF : shift + z.cd);
+  put16(b, o.comment.size());
+  b.insert(b.end(), o.comment.begin(), o.comment.end());
+  return z;
+}
+
+std::vector<std::byte> with_archive(std::vector<std::byte> model, const Zip& z) {
+  for (auto c : z.bytes) model.push_back(static_cast<std::byte>(c));
+  return model;
+}
+
+std::vector<std::uint8_t> pack_model_metadata(const meta::ModelMetadataT& m) {
+  flatbuffers::FlatBufferBuilder fbb;
+  meta::FinishModelMetadataBuffer(fbb, meta::ModelMetadata::Pack(fbb, &m));
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+// Uses every table, union member and enum of the metadata schema.
+meta::ModelMetadataT sample_model_metadata() {
+  meta::ModelMetadataT m;
+  m.name = "Bird classifier";
+  m.description = "Finds birds in pictures and sounds.";
+  m.version = "v3";
+  m.author = "litelens tests";
+  m.license = "Apache-2.0";
+  m.min_parser_version = "1.5.0";
+  m.associated_files.push_back(file_ref("README.txt", meta::AssociatedFileType_DESCRIPTIONS, "", "", "how to use"));
+
+  auto sg = std::make_unique<meta::SubGraphMetadataT>();
+  sg->name = "main";
+  sg->description = "the only subgraph";
+
+  auto image = std::make_unique<meta::TensorMetadataT>();
+  image->name = "image";
+  image->description = "an RGB picture";
+  image->dimension_names = {"batch", "height", "width", "channels"};
+  image->content = std::make_unique<meta::ContentT>();
+  meta::ImagePropertiesT props;
+  props.color_space = meta::ColorSpaceType_RGB;
+  props.default_size = std::make_unique<meta::ImageSizeT>();
+  props.default_size->width = 224;
+  props.default_size->height = 192;
+  image->content->content_properties.Set(std::move(props));
+  image->content->range = std::make_unique<meta::ValueRangeT>();
+  image->content->range->min = 1;
+  image->content->range->max = 2;
+  meta::NormalizationOptionsT norm;
+  norm.mean = {127.5f};
+  norm.std = {127.5f, 64.0f, 32.0f};
+  image->process_units.push_back(unit(std::move(norm)));
+  image->stats = std::make_unique<meta::StatsT>();
+  image->stats->max = {255.0f};
+  image->stats->min = {0.0f};
+  sg->input_tensor_metadata.push_back(std::move(image));
+
+  auto audio = std::make_unique<meta::TensorMetadataT>();
+  audio->name = "audio";
+  audio->content = std::make_unique<meta::ContentT>();
+  meta::AudioPropertiesT sound;
+  sound.sample_rate = 16000;
+  sound.channels = 2;
+  audio->content->content_properties.Set(std::move(sound));
+  sg->input_tensor_metadata.push_back(std::move(audio));
+
+  auto scores = std::make_unique<meta::TensorMetadataT>();
+  scores->name = "scores";
+  scores->content = std::make_unique<meta::ContentT>();
+  scores->content->content_properties.Set(meta::FeaturePropertiesT{});
+  meta::ScoreCalibrationOptionsT calibration;
+  calibration.score_transformation = meta::ScoreTransformationType_INVERSE_LOGISTIC;
+  calibration.default_score = 0.25f;
+  scores->process_units.push_back(unit(std::move(calibration)));
+  meta::ScoreThresholdingOptionsT threshold;
+  threshold.global_score_threshold = 0.5f;
+  scores->process_units.push_back(unit(std::move(threshold)));
+  scores->associated_files.push_back(file_ref("labels.txt", meta::AssociatedFileType_TENSOR_AXIS_LABELS, "en", "2"));
+  scores->associated_files.push_back(file_ref("labels_fr.txt", meta::AssociatedFileType_TENSOR_AXIS_LABELS, "fr"));
+  sg->output_tensor_metadata.push_back(std::move(scores));
+
+  auto boxes = std::make_unique<meta::TensorMetadataT>();
+  boxes->name = "boxes";
+  boxes->content = std::make_unique<meta::ContentT>();
+  meta::BoundingBoxPropertiesT box;
+  box.index = {1, 0, 3, 2};
+  box.type = meta::BoundingBoxType_CENTER;
+  box.coordinate_type = meta::CoordinateType_PIXEL;
+  boxes->content->content_properties.Set(std::move(box));
+  sg->output_tensor_metadata.push_back(std::move(boxes));
+
+  meta::BertTokenizerOptionsT bert;
+  bert.vocab_file.push_back(file_ref("vocab.txt", meta::AssociatedFileType_VOCABULARY));
+  sg->input_process_units.push_back(unit(std::move(bert)));
+  meta::SentencePieceTokenizerOptionsT sp;
+  sp.sentencePiece_model.push_back(file_ref("sp.model", meta::AssociatedFileType_DESCRIPTIONS));
+  sp.vocab_file.push_back(file_ref("sp.vocab", meta::AssociatedFileType_VOCABULARY));
+  sg->output_process_units.push_back(unit(std::move(sp)));
+  meta::RegexTokenizerOptionsT regex;
+  regex.delim_regex_pattern = "[ ,]+";
+  regex.vocab_file.push_back(file_ref("vocab.txt", meta::AssociatedFileType_VOCABULARY));
+  sg->output_process_units.push_back(unit(std::move(regex)));
+
+  auto group = std::make_unique<meta::TensorGroupT>();
+  group->name = "detections";
+  group->tensor_names = {"scores", "boxes"};
+  sg->output_tensor_groups.push_back(std::move(group));
+  auto in_group = std::make_unique<meta::TensorGroupT>();
+  in_group->name = "media";
+  in_group->tensor_names = {"image", "audio"};
+  sg->input_tensor_groups.push_back(std::move(in_group));
+  sg->associated_files.push_back(file_ref("index.scann", meta::AssociatedFileType_SCANN_INDEX_FILE));
+  auto custom = std::make_unique<meta::CustomMetadataT>();
+  custom->name = "vendor.settings";
+  custom->data = {1, 2, 3, 250};
+  sg->custom_metadata.push_back(std::move(custom));
+  m.subgraph_metadata.push_back(std::move(sg));
+  return m;
+}
+
+std::vector<std::uint8_t> sample_conversion_metadata() {
+  conv::ConversionMetadataT c;
+  c.environment = std::make_unique<conv::EnvironmentT>();
+  c.environment->tensorflow_version = "2.16.1";
+  c.environment->api_version = 2;
+  c.environment->model_type = conv::ModelType_KERAS_MODEL;
+  c.environment->model_hash = 0x0123456789abcdefULL;
+  c.options = std::make_unique<conv::ConversionOptionsT>();
+  c.options->model_optimization_modes = {conv::ModelOptimizationMode_PTQ_FULL_INTEGER,
+                                         static_cast<conv::ModelOptimizationMode>(4242)};
+  c.options->allow_custom_ops = true;
+  c.options->force_select_tf_ops = true;
+  auto block = std::make_unique<conv::SparsityBlockSizeT>();
+  block->values = {4, 1};
+  c.options->sparsity_block_sizes.push_back(std::move(block));
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(conv::ConversionMetadata::Pack(fbb, &c));
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+ModelBuilder metadata_model() {
+  ModelBuilder b = litelens::testing::conv_model();
+  std::vector<std::uint8_t> version(16, 0);
+  const char text[] = "2.3.0";
+  std::memcpy(version.data(), text, sizeof(text) - 1);
+  b.add_metadata("min_runtime_version", version);
+  b.add_metadata("TFLITE_METADATA", pack_model_metadata(sample_model_metadata()));
+  b.add_metadata("CONVERSION_METADATA", sample_conversion_metadata());
+  return b;
+}
 
 std::vector<std::uint8_t> sample_flexbuffer() {
   flexbuffers::Builder fbb;
@@ -383,6 +698,26 @@ std::vector<ZooModel> zoo() {
   }
   out.push_back({"subbyte", subbyte_model().finish()});
   out.push_back({"odd", odd_model().finish()});
+  // The files the sample metadata names, so that `info` finds them in the archive.
+  const std::vector<ZipEntry> files = {stored_entry("labels.txt", "sparrow\nrobin\nwren\n"),
+                                       deflated_animals("labels_fr.txt"),
+                                       deflate_block_entry("vocab.txt", "[PAD]\n[UNK]\nbird\n"),
+                                       stored_entry("sp.model", std::string(48, '\x07')), stored_entry("sp.vocab", "a\nb\n"),
+                                       stored_entry("README.txt", "how to use"),
+                                       stored_entry("index.scann", std::string(16, '\x01'))};
+  {
+    auto bytes = metadata_model().finish();
+    const Zip z = make_zip(files, bytes.size(), {.comment = "litelens zoo"});
+    out.push_back({"metadata_zip", with_archive(std::move(bytes), z)});
+  }
+  {
+    auto b = metadata_model();
+    b.store_outside(1);
+    b.store_outside(2);
+    auto bytes = b.finish();
+    const Zip z = make_zip(files, bytes.size(), {.relative = true, .zip64 = true});
+    out.push_back({"metadata_zip64", with_archive(std::move(bytes), z)});
+  }
   return out;
 }
 

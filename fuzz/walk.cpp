@@ -13,6 +13,7 @@
 #include "litelens/error.h"
 #include "litelens/export.h"
 #include "litelens/layer.h"
+#include "litelens/metadata.h"
 #include "litelens/summary.h"
 #include "litelens/value.h"
 
@@ -30,6 +31,7 @@ class Walker {
     check_model();
     for (const Subgraph sg : model_.subgraphs()) walk_subgraph(sg);
     check_expansion();
+    walk_metadata();
     return stats_;
   }
 
@@ -431,6 +433,147 @@ class Walker {
       }
   }
 
+  // ---- metadata and the appended archive -------------------------------------------------------
+  // Open does not look inside metadata buffers or the archive (include/litelens/metadata.h), so
+  // on a model that opened they may still be broken: Error(invalid_metadata), one line, naming
+  // the model, is the only failure allowed. Anything else breaks the promise.
+  template <class F>
+  bool metadata_call(const char* what, F&& f) {
+    try {
+      f();
+      return true;
+    } catch (const Error& e) {
+      const std::string_view text = e.what();
+      if (e.kind() != ErrorKind::invalid_metadata)
+        violation(fmt::format("{}: {} error: {}", what, error_kind_name(e.kind()), text));
+      if (text.find('\n') != std::string_view::npos || text.find('\r') != std::string_view::npos)
+        violation(fmt::format("{}: error message spans several lines: {}", what, text));
+      if (e.label() != model_.label()) violation(fmt::format("{}: error does not name the model: {}", what, text));
+      if (e.offset() && *e.offset() > file_.size())
+        violation(fmt::format("{}: error offset {} beyond {} bytes", what, *e.offset(), file_.size()));
+      fold_metadata(text);
+      return false;
+    }
+  }
+
+  void fold_metadata(std::string_view s) {
+    metadata_copied_ += s.size() + 1;
+    for (char c : s) stats_.checksum = stats_.checksum * 31 + static_cast<unsigned char>(c);
+  }
+  void fold_metadata(const AssociatedFileInfo& f) {
+    for (const auto* s : {&f.name, &f.description, &f.type_name, &f.locale, &f.version}) fold_metadata(*s);
+  }
+  void fold_metadata(const ProcessUnitInfo& u) {
+    fold_metadata(process_unit_kind_name(u.kind));
+    metadata_copied_ += u.mean.size() + u.std.size();
+    fold_metadata(u.score_transformation);
+    fold_metadata(u.delim_regex_pattern);
+    for (const auto& f : u.vocab_files) fold_metadata(f);
+    for (const auto& f : u.sentence_piece_models) fold_metadata(f);
+  }
+  void fold_metadata(const TensorMetadataInfo& t) {
+    fold_metadata(t.name);
+    fold_metadata(t.description);
+    for (const auto& d : t.dimension_names) fold_metadata(d);
+    if (t.content) {
+      fold_metadata(content_kind_name(t.content->kind));
+      fold_metadata(t.content->color_space);
+      metadata_copied_ += t.content->box_index.size();
+    }
+    for (const auto& u : t.process_units) fold_metadata(u);
+    metadata_copied_ += t.stats_max.size() + t.stats_min.size();
+    for (const auto& f : t.associated_files) fold_metadata(f);
+  }
+
+  void walk_metadata() {
+    // Never throws for content.
+    try {
+      if (const auto v = read_min_runtime_version(model_)) fold_metadata(v->version);
+      for (const MetadataEntry& e : model_.metadata()) fold_metadata(metadata_bytes_text(e.data));
+    } catch (const std::exception& e) {
+      violation(fmt::format("min_runtime_version or metadata_bytes_text threw: {}", e.what()));
+    }
+    metadata_call("read_model_metadata", [&] {
+      const auto info = read_model_metadata(model_);
+      if (!info) return;
+      for (const auto* s : {&info->name, &info->description, &info->version, &info->author, &info->license,
+                            &info->min_parser_version})
+        fold_metadata(*s);
+      for (const auto& sg : info->subgraphs) {
+        fold_metadata(sg.name);
+        fold_metadata(sg.description);
+        for (const auto* list : {&sg.inputs, &sg.outputs})
+          for (const auto& t : *list) fold_metadata(t);
+        for (const auto* list : {&sg.input_process_units, &sg.output_process_units})
+          for (const auto& u : *list) fold_metadata(u);
+        for (const auto* list : {&sg.input_tensor_groups, &sg.output_tensor_groups})
+          for (const auto& g : *list) {
+            fold_metadata(g.name);
+            for (const auto& n : g.tensor_names) fold_metadata(n);
+          }
+        for (const auto& f : sg.associated_files) fold_metadata(f);
+        for (const auto& c : sg.custom_metadata) {
+          fold_metadata(c.name);
+          metadata_copied_ += c.data.size();
+        }
+      }
+      for (const auto& f : info->associated_files) fold_metadata(f);
+      for (const auto& f : info->all_associated_files()) fold_metadata(f.name);
+    });
+    metadata_call("read_conversion_metadata", [&] {
+      const auto c = read_conversion_metadata(model_);
+      if (!c) return;
+      fold_metadata(c->tensorflow_version);
+      fold_metadata(c->model_type);
+      for (const auto& m : c->optimization_modes) fold_metadata(m);
+      for (const auto& b : c->sparsity_block_sizes) metadata_copied_ += b.size() + 1;
+    });
+    std::vector<AssociatedFile> files;
+    if (!metadata_call("associated_files", [&] { files = associated_files(model_); })) return;
+    if (!files.empty() && model_.file_size() == model_.flatbuffer_size())
+      violation("associated files in a model with nothing after its FlatBuffer");
+    for (const AssociatedFile& f : files) {
+      if (f.name.empty()) violation("an associated file without a name");
+      if (f.compressed_size > file_.size() || f.offset > file_.size() - f.compressed_size ||
+          f.offset < model_.flatbuffer_size() || f.header_offset < model_.flatbuffer_size() || f.header_offset > f.offset)
+        violation(fmt::format("associated file '{}': {} bytes at {} (header at {}) outside the archive region", f.name,
+                              f.compressed_size, f.offset, f.header_offset));
+      if (f.is_stored() && f.size != f.compressed_size) violation("a stored associated file whose sizes differ");
+      fold_metadata(f.name);
+      metadata_call("find_associated_file", [&] {
+        const auto found = find_associated_file(model_, f.name);
+        if (!found || found->offset != f.offset || found->size != f.size)
+          violation(fmt::format("find_associated_file('{}') disagrees with the listing", f.name));
+      });
+      if (!f.is_supported()) {
+        // Refused, with the documented error, when read.
+        if (metadata_call("read_associated_file", [&] { (void)read_associated_file(model_, f); }))
+          violation(fmt::format("associated file '{}' with method {} was read", f.name, f.compression));
+        continue;
+      }
+      if (f.is_stored()) {
+        metadata_call("associated_file_data", [&] {
+          const auto data = associated_file_data(model_, f);
+          if (data.size() != f.size) violation("associated_file_data() size differs from the listing");
+          check_inside(data.data(), data.size(), "associated file '" + f.name + "'");
+          read_bytes(data);
+        });
+      } else if (f.size <= kMaxWalkDecodeBytes) {  // declared sizes are not bounded by the file
+        metadata_call("read_associated_file", [&] {
+          const auto data = read_associated_file(model_, f);
+          if (data.size() != f.size) violation("read_associated_file() size differs from the listing");
+          read_bytes(data);
+        });
+      }
+    }
+    // The decoded metadata stays proportional to the file (metadata.h bounds each buffer's
+    // decoding by a multiple of its size).
+    const std::uint64_t limit = 64 * file_.size() + (std::uint64_t{4} << 20);
+    if (metadata_copied_ > limit)
+      violation(fmt::format("decoding the metadata of a {}-byte file produced {} values (limit {})", file_.size(),
+                            metadata_copied_, limit));
+  }
+
   // Everything the walk copied out of the model (names, shapes, quantization and sparsity
   // vectors, options) must stay proportional to the file: a small file must not be able to
   // expand into gigabytes through shared tables or payloads.
@@ -444,6 +587,7 @@ class Walker {
   std::span<const std::byte> file_;
   WalkStats stats_;
   std::uint64_t copied_ = 0;
+  std::uint64_t metadata_copied_ = 0;
 };
 
 }  // namespace
@@ -536,8 +680,8 @@ int fuzz_export(const std::uint8_t* data, std::size_t size) {
   std::vector<ExportItem> items;
   std::uint64_t total = 0;
   for (auto& item : export_items(layers(*model))) {
-    if (!decodable(*model, item.layer, item.param) || may_refuse_dequantize(*model, item.layer, item.param)) continue;
-    total += model->subgraph(item.layer.subgraph).tensor(item.param.stored_tensor).element_count();
+    if (!decodable(*model, *item.layer, item.param) || may_refuse_dequantize(*model, *item.layer, item.param)) continue;
+    total += model->subgraph(item.layer->subgraph).tensor(item.param.stored_tensor).element_count();
     // Export's paths are the same for 64 Ki values as for millions; text formats of millions of
     // values under ASan made each run take seconds, and the fuzzer learns from runs, not volume.
     if (total > kMaxExportElements) break;

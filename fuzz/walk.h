@@ -42,7 +42,8 @@ inline constexpr std::uint64_t kMaxWalkDecodeBytes = std::uint64_t{16} << 20;
 /// At most this many values go into one fuzz_export run (all its formats and modes).
 inline constexpr std::uint64_t kMaxExportElements = std::uint64_t{1} << 16;
 
-/// Reads everything. Throws WalkViolation when an accessor breaks the open-time promise.
+/// Reads everything, the metadata entries and the appended archive's files included. Throws
+/// WalkViolation when an accessor breaks the open-time promise.
 WalkStats walk(const Model& model);
 
 // ---- Fuzz entry points ------------------------------------------------------------------

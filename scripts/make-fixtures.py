@@ -6,6 +6,11 @@ Output, outside git:  ${LITELENS_CACHE:-~/.cache/litelens}/fixtures/
   <arch>_<mode>.tflite   one per (architecture, quantization mode) the converter handles
   <arch>_keras.npz       the Keras weights, keyed "<layer name>/<weight>" (kernel, bias,
                          recurrent_kernel), in Keras's own layouts
+  <arch>_<mode>.conversion.json
+                         what TensorFlow's own reader of CONVERSION_METADATA
+                         (tensorflow.lite.python.util.get_conversion_metadata) finds in the
+                         model, enum codes also by their names in TensorFlow's generated schema
+                         module; the expectation of tests/python/test_metadata.py
   manifest.json          what was built: architectures, layers, modes, input shapes, versions
   .stamp                 the version stamp; when it matches (and every file is present) the
                          script exits at once without importing TensorFlow
@@ -45,7 +50,7 @@ import tempfile
 import time
 
 # Bump when the models, weights or modes change: cached fixtures are rebuilt.
-FIXTURE_VERSION = 4
+FIXTURE_VERSION = 5
 ARCHS = ("convnet", "lstm", "conv3d")
 MODES = ("float32", "fp16", "dynamic", "int8", "int16x8")
 SKIPPED = {
@@ -86,6 +91,7 @@ def up_to_date(out_dir: str) -> bool:
     if stamp != versions():
         return False
     files = [m["file"] for m in manifest["models"]] + [a["weights"] for a in manifest["architectures"].values()]
+    files += [m.get("conversion_metadata", "missing") for m in manifest["models"]]
     return all(os.path.isfile(os.path.join(out_dir, f)) for f in files)
 
 
@@ -172,6 +178,42 @@ def convert(model, shape, mode: str, tf, np) -> bytes:
     return c.convert()
 
 
+def conversion_metadata(data: bytes) -> dict | None:
+    """CONVERSION_METADATA of a converted model as TensorFlow reads it (None when absent)."""
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as schema
+    from tensorflow.lite.python import util
+
+    found = util.get_conversion_metadata(data)
+    if found is None:
+        return None
+
+    def names(enum) -> dict:
+        return {v: k for k, v in vars(enum).items() if not k.startswith("_")}
+
+    model_types, modes = names(schema.ModelType), names(schema.ModelOptimizationMode)
+    out = {"environment": None, "options": None}
+    if (env := found.environment) is not None:
+        version = env.tensorflowVersion
+        out["environment"] = {
+            "tensorflow_version": version.decode() if isinstance(version, bytes) else version,
+            "api_version": int(env.apiVersion),
+            "model_type": model_types.get(int(env.modelType), f"UNKNOWN({int(env.modelType)})"),
+            "model_hash": int(env.modelHash),
+        }
+    if (opt := found.options) is not None:
+        codes = [] if opt.modelOptimizationModes is None else [int(c) for c in opt.modelOptimizationModes]
+        out["options"] = {
+            "model_optimization_modes": [modes.get(c, f"UNKNOWN({c})") for c in codes],
+            "model_optimization_mode_codes": codes,
+            "allow_custom_ops": bool(opt.allowCustomOps),
+            "enable_select_tf_ops": bool(opt.enableSelectTfOps),
+            "force_select_tf_ops": bool(opt.forceSelectTfOps),
+            "sparsity_block_sizes": [[int(v) for v in (b.values if b.values is not None else [])]
+                                     for b in (opt.sparsityBlockSizes or [])],
+        }
+    return out
+
+
 def generate(out_dir: str) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras = tf_keras (Keras 2), which fuses LSTM
@@ -210,7 +252,11 @@ def generate(out_dir: str) -> None:
             data = convert(model, shape, mode, tf, np)
             name = f"{arch}_{mode}.tflite"
             write_atomic(os.path.join(out_dir, name), data)
-            manifest["models"].append({"file": name, "arch": arch, "mode": mode, "bytes": len(data)})
+            sidecar = f"{arch}_{mode}.conversion.json"
+            write_atomic(os.path.join(out_dir, sidecar),
+                         (json.dumps(conversion_metadata(data), indent=1) + "\n").encode())
+            manifest["models"].append({"file": name, "arch": arch, "mode": mode, "bytes": len(data),
+                                       "conversion_metadata": sidecar})
             log(f"{name}: {len(data)} bytes in {time.time() - t:.1f}s")
     write_atomic(os.path.join(out_dir, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
     write_atomic(os.path.join(out_dir, ".stamp"), json.dumps(versions()).encode())

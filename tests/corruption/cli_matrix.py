@@ -31,17 +31,28 @@ it prints decides what the other commands must do:
                                               | each); for .safetensors exit 1 [output] "<type>
                                               | values cannot be written to safetensors" only
                                               | when the model has complex64/complex128 ones
+    info (table)                              | exit 0; one "litelens: warning: ...
+                                              | [invalid_metadata]" line per metadata problem the
+                                              | probe reported (a broken TFLITE_METADATA,
+                                              | CONVERSION_METADATA or archive: docs/metadata.md,
+                                              | info warns)
     files, files --json,                      | exit 0; exit 1 [invalid_metadata] with the
     files --extract OUT/files                 | problem `info` reported when the appended
                                               | archive is broken (docs/metadata.md: files
-                                              | fails, info warns), and only then
+                                              | fails, info warns), and only then; besides,
+                                              | files --extract exits 1 [invalid_metadata]
+                                              | "associated file '<name>'..." exactly when a
+                                              | member's data is bad (CRC, DEFLATE stream, size,
+                                              | method), as found here with zlib from the
+                                              | listing's offsets: the first such member in
+                                              | archive order
     diff MODEL MODEL (table, --json)          | exit 0
     patch round trip:                         | the extract run as above; then patch exits 0,
       extract MODEL -o OUT/p.npz,             | and its output opens (info --json exits 0) and
       patch MODEL -o OUT/patched.tflite       | shows the same subgraphs, tensors, operators,
             --from OUT/p.npz,                 | constants, metadata and signatures as MODEL;
       info --json OUT/patched.tflite          | or patch exits 2 "nothing to do" when the
-                                              | export holds no arrays (extract wrote 0); exit 2
+                                              | export holds no arrays (extract wrote 0); exit 1
                                               | [unsupported] "... unknown to this build's
                                               | schema; rewriting the model would drop it"
                                               | (docs/patch.md: such files are refused); exit 1
@@ -58,6 +69,12 @@ For every run the contract is also:
   * no temporary file is left behind, and a failing run leaves no output, complete or partial;
   * without sanitizers, the process stays within an address-space limit (RLIMIT_AS, the
     `ulimit -v` of the shell) and a peak RSS proportional to the file.
+
+The metadata cases of corruption_test.metadata_and_archives are named for what is broken in
+them, and the probe must report exactly that (METADATA_CASES): meta_tflite_* a TFLITE_METADATA
+problem, meta_conversion_* a CONVERSION_METADATA problem, meta_archive_* an archive problem (so
+`files` fails), each [invalid_metadata] and nothing else; meta_member_* no problem at all for
+`info`, and a member whose data the zlib check refuses (so `files --extract` fails).
 
 KNOWN_BUGS lists library bugs found by the matrix and not fixed yet: the failures they cause
 are expected (and must still happen: an entry that no longer fails is reported, so it gets
@@ -85,6 +102,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,12 +189,67 @@ class Facts:
     dtypes: set[str]
     archive_error: str | None  # the "associated files" problem info reported, if any
     summary: dict              # what a patch round trip must keep
+    metadata_errors: list = field(default_factory=list)  # the probe's model_metadata.errors
+    member_error: str | None = None  # the first listed member whose data is bad (bad_member())
 
     @staticmethod
-    def of(doc: dict) -> "Facts":
-        errors = (doc.get("model_metadata") or {}).get("errors") or []
+    def of(doc: dict, case: Path | None = None) -> "Facts":
+        meta = doc.get("model_metadata") or {}
+        errors = meta.get("errors") or []
         archive = [e["message"] for e in errors if e.get("entry") == "associated files"]
-        return Facts(doc["operators"], set(doc["by_dtype"]), archive[0] if archive else None, kept(doc))
+        member = bad_member(case, meta.get("associated_files") or []) if case and not archive else None
+        return Facts(doc["operators"], set(doc["by_dtype"]), archive[0] if archive else None, kept(doc), errors, member)
+
+
+def bad_member(case: Path, members: list[dict]) -> str | None:
+    """The name of the first member (in the order listed) whose data extraction must refuse: a
+    CRC-32 or size that differs, a corrupt or short DEFLATE stream, a method other than stored
+    and deflate. Decoded here with zlib, independently of litelens, from the listing's offsets."""
+    if not members:
+        return None
+    with case.open("rb") as f:
+        for m in members:
+            f.seek(m["offset"])
+            raw = f.read(m["compressed_size"])
+            size, crc = m["size"], int(m["crc32"], 16)
+            if len(raw) != m["compressed_size"]:
+                return m["name"]
+            if m["compression"] == "stored":
+                data = raw
+            elif m["compression"] == "deflate":
+                d = zlib.decompressobj(-zlib.MAX_WBITS)
+                try:
+                    data = d.decompress(raw, size + 1)  # never more than declared + 1
+                except zlib.error:
+                    return m["name"]
+                if len(data) > size or not d.eof:
+                    return m["name"]
+            else:
+                return m["name"]
+            if len(data) != size or zlib.crc32(data) != crc:
+                return m["name"]
+    return None
+
+
+# Named metadata cases (corruption_test.metadata_and_archives): name prefix -> the entries whose
+# problems the probe must report (each [invalid_metadata]); meta_member_* also needs bad_member().
+METADATA_CASES = {"meta_tflite_": {"TFLITE_METADATA"}, "meta_conversion_": {"CONVERSION_METADATA"},
+                  "meta_archive_": {"associated files"}, "meta_member_": set()}
+
+
+def metadata_case_problems(case: Path, facts: Facts) -> list[str]:
+    """What is wrong with the probe's report on a named metadata case ([] when right)."""
+    prefix = next((p for p in METADATA_CASES if case.stem.startswith(p)), None)
+    if prefix is None:
+        return []
+    failures = []
+    reported = [(e.get("entry"), e.get("kind")) for e in facts.metadata_errors]
+    wanted = [(entry, "invalid_metadata") for entry in sorted(METADATA_CASES[prefix])]
+    if sorted(reported) != wanted:
+        failures.append(f"{case.name} [info --json]: model_metadata.errors should be {wanted}, got {reported}")
+    if prefix == "meta_member_" and facts.member_error is None:
+        failures.append(f"{case.name}: no member with bad data found (the case should have one)")
+    return failures
 
 
 def kept(doc: dict) -> dict:
@@ -203,12 +276,16 @@ def expected_outcomes(command: Command, step: int, facts: Facts, earlier: list[s
     if name.startswith("extract") or (name == ROUND_TRIP and step == 0):
         return export_outcomes(facts, safetensors=name.endswith("safetensors"))
     if name.startswith("files"):
-        return [Outcome(1, "invalid_metadata", re.escape(facts.archive_error))] if facts.archive_error else [OPENS]
+        if facts.archive_error:
+            return [Outcome(1, "invalid_metadata", re.escape(facts.archive_error))]
+        if name == "files --extract" and facts.member_error is not None:
+            return [Outcome(1, "invalid_metadata", "associated file '" + re.escape(facts.member_error) + "'")]
+        return [OPENS]
     if name == ROUND_TRIP and step == 1:
         written = re.search(r"wrote (\d+) arrays", earlier[0])
         if written and int(written.group(1)) == 0:
             return [Outcome(2, None, r"^litelens: patch: nothing to do")]
-        allowed = [OPENS, Outcome(2, "unsupported", r"unknown to this build's schema; rewriting the model would drop it")]
+        allowed = [OPENS, Outcome(1, "unsupported", r"unknown to this build's schema; rewriting the model would drop it")]
         if facts.archive_error:
             allowed.append(Outcome(1, "invalid_metadata", re.escape(facts.archive_error)))
         return allowed
@@ -397,6 +474,11 @@ def run_job(cli: str, job: Job, sanitized: bool) -> list[str]:
                     if not line.startswith("litelens: "):
                         failures.append(f"{where}: unexpected stderr: {line}")
                         break
+                if job.command.name == "info" and job.facts is not None:
+                    warned = [l for l in lines if l.startswith("litelens: warning: ") and l.endswith("[invalid_metadata]")]
+                    if len(warned) != len(job.facts.metadata_errors):
+                        failures.append(f"{where}: {len(warned)} metadata warning lines on stderr, but the probe "
+                                        f"reported {len(job.facts.metadata_errors)} problems")
                 if "--json" in template:
                     try:
                         json.loads(run.stdout)
@@ -458,7 +540,7 @@ def probe_expectation(probe: Job, manifest_expected: str) -> tuple[str | None, F
         if expects_kind:
             return None, None
         try:
-            return "ok", Facts.of(json.loads(run.stdout))
+            return "ok", Facts.of(json.loads(run.stdout), probe.case)
         except ValueError:
             return None, None  # reported by the probe's own checks
     if expects_kind:
@@ -568,6 +650,10 @@ def main() -> int:
         kind, facts = probe_expectation(probe, expected)
         if kind is None:
             continue
+        if facts is not None:
+            failures.extend(metadata_case_problems(case, facts))
+        elif any(case.stem.startswith(p) for p in METADATA_CASES):
+            failures.append(f"{case.name}: a metadata case must open, got {kind}")
         for c in commands:
             if c.heavy and case not in heavy_cases:
                 continue

@@ -1,9 +1,12 @@
 """Metadata entries and associated files through the litelens CLI, checked against independent
-readers and writers: the PyPI `tflite` package for the metadata buffers of the real models, and
+readers and writers: the PyPI `tflite` package for the metadata buffers of the real models,
+TensorFlow's own reader of CONVERSION_METADATA for the converter-made fixtures (its findings are
+written beside each fixture by scripts/make-fixtures.py, so TensorFlow is not needed here), and
 Python's own `zipfile` for archives appended to real models (append mode is exactly how TFLite
 Support's populator attaches associated files).
 
 Setup:  scripts/fetch-models.sh   (fills ${LITELENS_CACHE:-~/.cache/litelens}/models)
+        scripts/make-fixtures.py  (fills ${LITELENS_CACHE:-~/.cache/litelens}/fixtures)
         pip install tflite pytest
 Env:    LITELENS_CACHE  model cache root (models/ below it)
         LITELENS_CLI    litelens binary (default: <repo>/build/tools/litelens/litelens)
@@ -22,7 +25,7 @@ import zipfile
 
 import pytest
 
-from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI  # noqa: E402
+from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI, FIXTURE_DIR  # noqa: E402
 import cli_runner  # noqa: E402
 
 # The three smallest models carry the appended-archive checks (the archive code does not care
@@ -165,3 +168,93 @@ def test_hostile_names_are_refused(name, tmp_path):
     assert not any((tmp_path / "out").rglob("*escape*")) and not (out / "fine.txt").exists()
     info = _cli("info", path)
     assert info.returncode == 0 and b"warning" in info.stderr
+
+
+# ---- Converter-made fixtures: CONVERSION_METADATA against TensorFlow's own reader --------------
+
+def _fixture_models() -> list[dict]:
+    path = os.path.join(FIXTURE_DIR, "manifest.json")
+    if not os.path.isfile(path):
+        pytest.fail(f"no fixtures in {FIXTURE_DIR}: run `make fixtures` (scripts/make-fixtures.py)")
+    with open(path) as f:
+        return json.load(f)["models"]
+
+
+def _fixture_ids() -> list[str]:
+    # Collected before the test runs: a missing manifest gives one test that fails, not none.
+    path = os.path.join(FIXTURE_DIR, "manifest.json")
+    if not os.path.isfile(path):
+        return ["missing-manifest"]
+    with open(path) as f:
+        return [m["file"][: -len(".tflite")] for m in json.load(f)["models"]]
+
+
+def test_every_fixture_has_a_conversion_sidecar():
+    models = _fixture_models()
+    assert len(models) >= 10
+    for m in models:
+        assert "conversion_metadata" in m, (
+            f"{m['file']}: no conversion sidecar in the fixture manifest: rebuild with scripts/make-fixtures.py --force")
+        assert os.path.isfile(os.path.join(FIXTURE_DIR, m["conversion_metadata"])), m["conversion_metadata"]
+
+
+# The optimization modes the converter records for each quantization mode of make-fixtures.py.
+EXPECTED_MODES = {"float32": [], "fp16": ["PTQ_FLOAT16"], "dynamic": ["PTQ_DYNAMIC_RANGE"],
+                  "int8": ["PTQ_FULL_INTEGER"], "int16x8": ["PTQ_INT16"]}
+
+
+@pytest.mark.parametrize("stem", _fixture_ids())
+def test_fixture_conversion_metadata_matches_tensorflow(stem):
+    entry = next((m for m in _fixture_models() if m["file"] == stem + ".tflite"), None)
+    assert entry is not None, f"{stem} is not in the fixture manifest"
+    sidecar_path = os.path.join(FIXTURE_DIR, entry.get("conversion_metadata", stem + ".conversion.json"))
+    assert os.path.isfile(sidecar_path), f"{sidecar_path} is missing: rebuild with scripts/make-fixtures.py --force"
+    with open(sidecar_path) as f:
+        expected = json.load(f)
+    assert expected is not None, f"TensorFlow found no CONVERSION_METADATA in {stem}"
+    model = os.path.join(FIXTURE_DIR, entry["file"])
+
+    meta = _json("info", model, "--json")["model_metadata"]
+    assert meta["errors"] == []
+    got = meta["conversion_metadata"]
+    env, want_env = got.get("environment"), expected["environment"]
+    assert (env is None) == (want_env is None)
+    if want_env is not None:
+        assert env == {k: want_env[k] for k in ("tensorflow_version", "api_version", "model_type", "model_hash")}
+        assert env["model_type"] == "KERAS_MODEL"  # make-fixtures.py converts Keras models
+    opt, want_opt = got.get("options"), expected["options"]
+    assert (opt is None) == (want_opt is None)
+    if want_opt is not None:
+        assert opt == {k: want_opt[k] for k in ("model_optimization_modes", "allow_custom_ops", "enable_select_tf_ops",
+                                                "force_select_tf_ops", "sparsity_block_sizes")}
+        assert opt["model_optimization_modes"] == EXPECTED_MODES[entry["mode"]]
+    # The converter writes no TFLITE_METADATA and no archive.
+    assert meta["tflite_metadata"] is None and meta["associated_files"] == []
+
+    # The table shows the same facts on its CONVERSION_METADATA lines.
+    text = _cli("info", model).stdout.decode()
+    if want_env is not None:
+        assert (f"  {'CONVERSION_METADATA':<26} tensorflow {want_env['tensorflow_version']}, api {want_env['api_version']}, "
+                f"from {want_env['model_type']}, hash {want_env['model_hash']:016x}\n") in text, text
+    if want_opt is not None:
+        assert f"optimizations [{', '.join(want_opt['model_optimization_modes'])}]" in text, text
+
+
+def test_fixture_conversion_metadata_through_the_library():
+    """The library's reader, through the Python package (`make test-python-package` builds it),
+    agrees with TensorFlow's as well."""
+    litelens = pytest.importorskip("litelens")
+    for entry in _fixture_models():
+        with open(os.path.join(FIXTURE_DIR, entry["conversion_metadata"])) as f:
+            expected = json.load(f)
+        with litelens.open(os.path.join(FIXTURE_DIR, entry["file"])) as model:
+            info = model.read_conversion_metadata()
+        env, opt = expected["environment"], expected["options"]
+        assert info is not None, entry["file"]
+        assert (info.has_environment, info.has_options) == (env is not None, opt is not None), entry["file"]
+        assert (info.tensorflow_version, info.api_version, info.model_type, info.model_hash) == (
+            env["tensorflow_version"], env["api_version"], env["model_type"], env["model_hash"]), entry["file"]
+        assert list(info.optimization_modes) == opt["model_optimization_modes"], entry["file"]
+        assert (info.allow_custom_ops, info.enable_select_tf_ops, info.force_select_tf_ops) == (
+            opt["allow_custom_ops"], opt["enable_select_tf_ops"], opt["force_select_tf_ops"]), entry["file"]
+        assert [list(b) for b in info.sparsity_block_sizes] == opt["sparsity_block_sizes"], entry["file"]

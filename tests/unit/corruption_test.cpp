@@ -13,7 +13,9 @@
 #include <limits>
 
 #include "hardening_support.h"
+#include "litelens/metadata.h"
 #include "litelens/model.h"
+#include "metadata_cases.h"
 #include "model_builder.h"
 #include "model_zoo.h"
 
@@ -443,6 +445,20 @@ TEST(corruption_test, negative_and_huge_dimensions) {
   EXPECT_CASE("dims_huge_constant_small_data",
               edit(conv_model(), [](ModelBuilder& b) { b.tensor(0, 2).shape = {65536, 65536}; }),
               fails(ErrorKind::size_mismatch));
+  // Element counts that fit int64 but whose byte counts overflow 64 bits (2^62 float32, 2^61 float64).
+  EXPECT_CASE("dims_bytes_overflow_float32",
+              edit(conv_model(), [](ModelBuilder& b) { b.tensor(0, 2).shape = {1 << 30, 1 << 30, 4}; }),
+              fails(ErrorKind::size_mismatch));
+  EXPECT_CASE("dims_bytes_overflow_float64", edit(conv_model(), [](ModelBuilder& b) {
+                b.tensor(0, 2).shape = {1 << 30, 1 << 30, 2};
+                b.tensor(0, 2).type = TensorType_FLOAT64;
+              }),
+              fails(ErrorKind::size_mismatch));
+  EXPECT_CASE("dims_bytes_overflow_complex128", edit(conv_model(), [](ModelBuilder& b) {
+                b.tensor(0, 2).shape = {1 << 30, 1 << 30, 1};
+                b.tensor(0, 2).type = TensorType_COMPLEX128;
+              }),
+              fails(ErrorKind::size_mismatch));
   EXPECT_CASE("dims_zero_extent", edit(conv_model(), [](ModelBuilder& b) { b.tensor(0, 3).shape = {0, 5}; }), opens());
   std::vector<std::int32_t> deep(100000, 1);
   deep[0] = 4;
@@ -531,13 +547,30 @@ TEST(corruption_test, quantization_vector_lengths) {
                 b.tensor(0, 2).shape = {};
                 b.buffer(2).data.resize(4);
               }),
-              fails(ErrorKind::invalid_quantization));
+              opens("scales_on_scalar"));
   for (int size : {0, -3}) {
     EXPECT_CASE("quant_blockwise_block_" + std::to_string(size + 3), edit(subbyte_model(), [size](ModelBuilder& b) {
                   b.tensor(0, 1).quantization->details.AsBlockwiseQuantization()->block_size = size;
                 }),
                 fails(ErrorKind::invalid_quantization));
   }
+  // Blockwise layouts other than the confirmed 2-D one open (the loader accepts them) with a warning.
+  const auto blockwise = [](const std::function<void(ModelBuilder&, BlockwiseQuantizationT&)>& fn) {
+    return edit(subbyte_model(), [&](ModelBuilder& b) { fn(b, *b.tensor(0, 1).quantization->details.AsBlockwiseQuantization()); });
+  };
+  EXPECT_CASE("quant_blockwise_ok", blockwise([](auto&, auto&) {}), opens());
+  EXPECT_CASE("quant_blockwise_block_not_dividing", blockwise([](auto&, auto& bq) { bq.block_size = 4; }),
+              opens("blockwise_layout"));
+  EXPECT_CASE("quant_blockwise_scale_count", blockwise([](auto&, auto& bq) { bq.block_size = 3; }),
+              opens("blockwise_layout"));
+  EXPECT_CASE("quant_blockwise_rank_3", blockwise([](ModelBuilder& b, auto&) { b.tensor(0, 1).shape = {2, 2, 6}; }),
+              opens("blockwise_layout"));
+  EXPECT_CASE("quant_blockwise_integer_scales", blockwise([](ModelBuilder& b, auto&) {
+                b.tensor(0, 2).type = TensorType_INT16;
+              }),
+              opens("blockwise_layout"));
+  EXPECT_CASE("quant_blockwise_zero_point_count", blockwise([](auto&, auto& bq) { bq.zero_points = 4; }),
+              opens("blockwise_layout"));
   const auto multi = [](const std::function<void(MultiAxisQuantizationT&)>& fn) {
     return edit(subbyte_model(), [&](ModelBuilder& b) {
       MultiAxisQuantizationT mq;
@@ -1062,6 +1095,102 @@ TEST(corruption_test, real_models_with_outside_buffers) {
   }
   put<std::uint64_t>(past, field_at(moved, last, tflite::Buffer::VT_OFFSET), moved.size());
   EXPECT_CASE("real_recrop_outside_offset_past_end", past, fails(ErrorKind::buffer_out_of_file));
+}
+
+// ---- Metadata and appended archives ------------------------------------------------------
+// Broken metadata buffers and hostile archives (metadata_cases.h) open: the metadata is decoded
+// on demand and refused then, with invalid_metadata (include/litelens/metadata.h). Each case is a
+// file of the CLI matrix, whose expectations follow from the names: meta_tflite_* and
+// meta_conversion_* report that entry broken, meta_archive_* the archive (`files` fails),
+// meta_member_* a member's data (`files --extract` fails), and nothing else is broken in them.
+
+template <class F>
+std::string metadata_failure(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.kind() == ErrorKind::invalid_metadata ? e.message() : "wrong kind: " + std::string(e.what());
+  }
+  return "no error";
+}
+
+TEST(corruption_test, metadata_and_archives) {
+  const auto good_tflite = pack_model_metadata(sample_model_metadata());
+  const auto good_conversion = sample_conversion_metadata();
+  const std::vector<ZipEntry> good_files = {stored_entry("labels.txt", "sparrow\nrobin\n"),
+                                            deflated_animals("labels_fr.txt")};
+  const auto with_good_archive = [&](Bytes model) {
+    const Zip z = make_zip(good_files, model.size());
+    return with_archive(std::move(model), z);
+  };
+  const auto expect_fine = [](const Model& m, bool tflite, bool conversion, bool archive) {
+    if (tflite) EXPECT_NO_THROW(read_model_metadata(m));
+    if (conversion) EXPECT_NO_THROW(read_conversion_metadata(m));
+    if (archive) EXPECT_NO_THROW(associated_files(m));
+    EXPECT_EQ(read_min_runtime_version(m)->version, "2.3.0");
+  };
+  std::size_t recorded = 0;
+  for (const auto& c : broken_model_metadata()) {
+    SCOPED_TRACE(c.name);
+    const Bytes bytes = with_good_archive(metadata_model_with(c.bytes, good_conversion).finish());
+    EXPECT_CASE("meta_tflite_" + c.name, bytes, opens());
+    const Model m = Model::from_bytes(bytes);
+    const std::string message = metadata_failure([&] { read_model_metadata(m); });
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << message;
+    expect_fine(m, false, true, true);
+    ++recorded;
+  }
+  for (const auto& c : broken_conversion_metadata()) {
+    SCOPED_TRACE(c.name);
+    const Bytes bytes = with_good_archive(metadata_model_with(good_tflite, c.bytes).finish());
+    EXPECT_CASE("meta_conversion_" + c.name, bytes, opens());
+    const Model m = Model::from_bytes(bytes);
+    const std::string message = metadata_failure([&] { read_conversion_metadata(m); });
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << message;
+    expect_fine(m, true, false, true);
+    ++recorded;
+  }
+  for (const auto& c : hostile_archives()) {
+    SCOPED_TRACE(c.name);
+    const Bytes bytes = model_with_zip(c.entries, c.options, c.patch, metadata_model().finish());
+    EXPECT_CASE("meta_archive_" + c.name, bytes, opens());
+    const Model m = Model::from_bytes(bytes);
+    const std::string message = metadata_failure([&] { associated_files(m); });
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << message;
+    expect_fine(m, true, true, false);
+    ++recorded;
+  }
+  for (const auto& c : bad_member_data()) {
+    SCOPED_TRACE(c.name);
+    const Bytes bytes = model_with_zip(c.entries, c.options, c.patch, metadata_model().finish());
+    EXPECT_CASE("meta_member_" + c.name, bytes, opens());
+    const Model m = Model::from_bytes(bytes);
+    expect_fine(m, true, true, true);
+    std::string message = "no error";
+    for (const auto& f : associated_files(m)) {
+      message = metadata_failure([&] { (void)read_associated_file(m, f); });
+      if (message != "no error") break;
+    }
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << message;
+    ++recorded;
+  }
+  // The intact forms open and decode completely.
+  for (const char* name : {"metadata_zip", "metadata_zip64"}) {
+    SCOPED_TRACE(name);
+    const auto all = zoo();
+    const auto it = std::find_if(all.begin(), all.end(), [&](const ZooModel& z) { return z.name == name; });
+    ASSERT_NE(it, all.end());
+    const Model m = Model::from_bytes(it->bytes);
+    EXPECT_EQ(read_model_metadata(m)->name, "Bird classifier");
+    EXPECT_EQ(read_conversion_metadata(m)->model_type, "KERAS_MODEL");
+    const auto files = associated_files(m);
+    ASSERT_EQ(files.size(), 7u);
+    EXPECT_EQ(files[1].name, "labels_fr.txt");
+    EXPECT_EQ(read_associated_file(m, files[1]).size(), animals_text().size());
+    for (const auto& f : read_model_metadata(m)->all_associated_files())
+      EXPECT_TRUE(find_associated_file(m, f.name).has_value()) << f.name;
+  }
+  EXPECT_GE(recorded, 55u);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Model metadata (TFLITE_METADATA, CONVERSION_METADATA, the small entries) and associated files
 // (the ZIP archive after the FlatBuffer): round trips, real models, and a corruption matrix of
-// broken metadata buffers and hostile archives. The archives are written here by a small ZIP
-// writer with its own CRC-32, so the reader is checked against an independent implementation.
+// broken metadata buffers and hostile archives (metadata_cases.h, shared with the corruption
+// matrix). The archives come from a small ZIP writer with its own CRC-32 (fuzz/model_zoo.h), so
+// the reader is checked against an independent implementation.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,8 +22,10 @@
 #include "conversion_metadata_generated.h"
 #include "litelens/metadata.h"
 #include "litelens/model.h"
+#include "metadata_cases.h"
 #include "metadata_generated.h"
 #include "model_builder.h"
+#include "model_zoo.h"
 
 namespace fs = std::filesystem;
 namespace meta = tflite_metadata;
@@ -40,203 +43,27 @@ std::vector<std::uint8_t> u8(const std::string& s) { return {s.begin(), s.end()}
 
 std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
-// Bitwise CRC-32 (reflected 0xEDB88320), independent of zlib.
-std::uint32_t crc32_ref(const std::vector<std::uint8_t>& data) {
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (std::uint8_t b : data) {
-    c ^= b;
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
+// The ZIP writer (with its own bitwise CRC-32, independent of zlib) and the sample metadata are
+// shared with the corruption matrix: fuzz/model_zoo.h; the broken cases: metadata_cases.h.
+using litelens::hardening::deflate_block_entry;
+using litelens::hardening::deflated_animals;
+using litelens::hardening::get32;
+using litelens::hardening::make_zip;
+using litelens::hardening::model_with_zip;
+using litelens::hardening::set16;
+using litelens::hardening::set32;
+using litelens::hardening::set64;
+using litelens::hardening::stored_entry;
+using litelens::hardening::with_archive;
+using litelens::hardening::Zip;
+using litelens::hardening::ZipEntry;
+using litelens::hardening::ZipOptions;
 
-void put16(std::vector<std::uint8_t>& v, std::uint64_t x) {
-  for (int i = 0; i < 2; ++i) v.push_back(static_cast<std::uint8_t>(x >> (8 * i)));
-}
-void put32(std::vector<std::uint8_t>& v, std::uint64_t x) {
-  for (int i = 0; i < 4; ++i) v.push_back(static_cast<std::uint8_t>(x >> (8 * i)));
-}
-void put64(std::vector<std::uint8_t>& v, std::uint64_t x) {
-  for (int i = 0; i < 8; ++i) v.push_back(static_cast<std::uint8_t>(x >> (8 * i)));
-}
-void set16(std::vector<std::uint8_t>& v, std::size_t at, std::uint64_t x) {
-  for (int i = 0; i < 2; ++i) v[at + i] = static_cast<std::uint8_t>(x >> (8 * i));
-}
-void set32(std::vector<std::uint8_t>& v, std::size_t at, std::uint64_t x) {
-  for (int i = 0; i < 4; ++i) v[at + i] = static_cast<std::uint8_t>(x >> (8 * i));
-}
-void set64(std::vector<std::uint8_t>& v, std::size_t at, std::uint64_t x) {
-  for (int i = 0; i < 8; ++i) v[at + i] = static_cast<std::uint8_t>(x >> (8 * i));
-}
-std::uint32_t get32(const std::vector<std::uint8_t>& v, std::size_t at) {
-  return static_cast<std::uint32_t>(v[at]) | (static_cast<std::uint32_t>(v[at + 1]) << 8) |
-         (static_cast<std::uint32_t>(v[at + 2]) << 16) | (static_cast<std::uint32_t>(v[at + 3]) << 24);
-}
+std::uint32_t crc32_ref(const std::vector<std::uint8_t>& data) { return litelens::hardening::zip_crc32(data); }
 
-// ---- a small ZIP writer -------------------------------------------------------------------------
-
-struct ZipEntry {
-  std::string name;
-  std::vector<std::uint8_t> stored;  // the bytes as they sit in the archive
-  std::uint16_t method = 0;
-  std::uint32_t size = 0;            // uncompressed
-  std::uint32_t crc = 0;
-  std::uint16_t flags = 0;
-};
-
-ZipEntry stored_entry(std::string name, const std::string& content) {
-  ZipEntry e;
-  e.name = std::move(name);
-  e.stored = u8(content);
-  e.size = static_cast<std::uint32_t>(content.size());
-  e.crc = crc32_ref(e.stored);
-  return e;
-}
-
-// A DEFLATE stream made of one uncompressed ("stored") block: valid input for any inflater.
-ZipEntry deflate_block_entry(std::string name, const std::string& content) {
-  ZipEntry e = stored_entry(std::move(name), content);
-  std::vector<std::uint8_t> d{0x01};  // BFINAL=1, BTYPE=00
-  put16(d, content.size());
-  put16(d, ~content.size() & 0xFFFF);
-  d.insert(d.end(), content.begin(), content.end());
-  e.stored = std::move(d);
-  e.method = 8;
-  return e;
-}
-
-// "cat\ndog\ncat\ndog\ncat\ndog\nbird\n" four times, compressed with zlib level 9 (raw DEFLATE).
-const std::string kAnimals = [] {
-  std::string s;
-  for (int i = 0; i < 4; ++i) s += "cat\ndog\ncat\ndog\ncat\ndog\nbird\n";
-  return s;
-}();
-ZipEntry deflated_animals(std::string name) {
-  ZipEntry e = stored_entry(std::move(name), kAnimals);
-  e.stored = {0x4b, 0x4e, 0x2c, 0xe1, 0x4a, 0xc9, 0x4f, 0xe7, 0x4a, 0x46, 0xa3,
-              0x93, 0x32, 0x8b, 0x52, 0x30, 0x04, 0xa9, 0x24, 0x09, 0x00};
-  e.method = 8;
-  return e;
-}
-
-struct ZipOptions {
-  bool relative = false;  // offsets counted from the archive start instead of the file start
-  bool zip64 = false;     // ZIP64 end record and per-entry ZIP64 fields
-  std::string comment;
-};
-
-struct Zip {
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::size_t> local;    // local header positions (in bytes)
-  std::vector<std::size_t> central;  // central directory entry positions
-  std::size_t cd = 0;
-  std::size_t eocd = 0;
-  std::size_t zip64_record = 0;
-};
-
-// `base` is where the archive will start in the file.
-Zip make_zip(const std::vector<ZipEntry>& entries, std::uint64_t base, const ZipOptions& o = {}) {
-  Zip z;
-  auto& b = z.bytes;
-  const std::uint64_t shift = o.relative ? 0 : base;
-  for (const auto& e : entries) {
-    z.local.push_back(b.size());
-    put32(b, 0x04034b50);
-    put16(b, o.zip64 ? 45 : 20);
-    put16(b, e.flags);
-    put16(b, e.method);
-    put16(b, 0);
-    put16(b, 0x21);
-    put32(b, e.crc);
-    put32(b, o.zip64 ? 0xFFFFFFFF : e.stored.size());
-    put32(b, o.zip64 ? 0xFFFFFFFF : e.size);
-    put16(b, e.name.size());
-    put16(b, o.zip64 ? 20 : 0);
-    b.insert(b.end(), e.name.begin(), e.name.end());
-    if (o.zip64) {
-      put16(b, 1);
-      put16(b, 16);
-      put64(b, e.size);
-      put64(b, e.stored.size());
-    }
-    b.insert(b.end(), e.stored.begin(), e.stored.end());
-  }
-  z.cd = b.size();
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    z.central.push_back(b.size());
-    put32(b, 0x02014b50);
-    put16(b, 0x031E);
-    put16(b, o.zip64 ? 45 : 20);
-    put16(b, e.flags);
-    put16(b, e.method);
-    put16(b, 0);
-    put16(b, 0x21);
-    put32(b, e.crc);
-    put32(b, o.zip64 ? 0xFFFFFFFF : e.stored.size());
-    put32(b, o.zip64 ? 0xFFFFFFFF : e.size);
-    put16(b, e.name.size());
-    put16(b, o.zip64 ? 28 : 0);
-    put16(b, 0);
-    put16(b, 0);
-    put16(b, 0);
-    put32(b, 0);
-    put32(b, o.zip64 ? 0xFFFFFFFF : shift + z.local[i]);
-    b.insert(b.end(), e.name.begin(), e.name.end());
-    if (o.zip64) {
-      put16(b, 1);
-      put16(b, 24);
-      put64(b, e.size);
-      put64(b, e.stored.size());
-      put64(b, shift + z.local[i]);
-    }
-  }
-  const std::size_t cd_size = b.size() - z.cd;
-  if (o.zip64) {
-    z.zip64_record = b.size();
-    put32(b, 0x06064b50);
-    put64(b, 44);
-    put16(b, 45);
-    put16(b, 45);
-    put32(b, 0);
-    put32(b, 0);
-    put64(b, entries.size());
-    put64(b, entries.size());
-    put64(b, cd_size);
-    put64(b, shift + z.cd);
-    put32(b, 0x07064b50);
-    put32(b, 0);
-    put64(b, shift + z.zip64_record);
-    put32(b, 1);
-  }
-  z.eocd = b.size();
-  put32(b, 0x06054b50);
-  put16(b, 0);
-  put16(b, 0);
-  put16(b, o.zip64 ? 0xFFFF : entries.size());
-  put16(b, o.zip64 ? 0xFFFF : entries.size());
-  put32(b, o.zip64 ? 0xFFFFFFFF : cd_size);
-  put32(b, o.zip64 ? 0xFFFFFFFF : shift + z.cd);
-  put16(b, o.comment.size());
-  b.insert(b.end(), o.comment.begin(), o.comment.end());
-  return z;
-}
-
-std::vector<std::byte> with_archive(std::vector<std::byte> model, const Zip& z) {
-  for (auto c : z.bytes) model.push_back(static_cast<std::byte>(c));
-  return model;
-}
+const std::string& kAnimals = litelens::hardening::animals_text();
 
 std::vector<std::byte> plain_model() { return litelens::testing::conv_model().finish(); }
-
-// A model followed by an archive of `entries`, with `patch` applied to the archive bytes.
-std::vector<std::byte> model_with_zip(const std::vector<ZipEntry>& entries, const ZipOptions& o = {},
-                                      const std::function<void(Zip&)>& patch = {}) {
-  auto model = plain_model();
-  Zip z = make_zip(entries, model.size(), o);
-  if (patch) patch(z);
-  return with_archive(std::move(model), z);
-}
 
 template <class F>
 void expect_error(F&& f, ErrorKind kind, const std::string& fragment) {
@@ -305,112 +132,10 @@ std::unique_ptr<meta::ProcessUnitT> unit(T&& options) {
   return u;
 }
 
-std::vector<std::uint8_t> pack(const meta::ModelMetadataT& m) {
-  flatbuffers::FlatBufferBuilder fbb;
-  meta::FinishModelMetadataBuffer(fbb, meta::ModelMetadata::Pack(fbb, &m));
-  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
-}
+std::vector<std::uint8_t> pack(const meta::ModelMetadataT& m) { return litelens::hardening::pack_model_metadata(m); }
 
 // Uses every table, union member and enum of the metadata schema.
-meta::ModelMetadataT full_metadata() {
-  meta::ModelMetadataT m;
-  m.name = "Bird classifier";
-  m.description = "Finds birds in pictures and sounds.";
-  m.version = "v3";
-  m.author = "litelens tests";
-  m.license = "Apache-2.0";
-  m.min_parser_version = "1.5.0";
-  m.associated_files.push_back(file_ref("README.txt", meta::AssociatedFileType_DESCRIPTIONS, "", "", "how to use"));
-
-  auto sg = std::make_unique<meta::SubGraphMetadataT>();
-  sg->name = "main";
-  sg->description = "the only subgraph";
-
-  auto image = std::make_unique<meta::TensorMetadataT>();
-  image->name = "image";
-  image->description = "an RGB picture";
-  image->dimension_names = {"batch", "height", "width", "channels"};
-  image->content = std::make_unique<meta::ContentT>();
-  meta::ImagePropertiesT props;
-  props.color_space = meta::ColorSpaceType_RGB;
-  props.default_size = std::make_unique<meta::ImageSizeT>();
-  props.default_size->width = 224;
-  props.default_size->height = 192;
-  image->content->content_properties.Set(std::move(props));
-  image->content->range = std::make_unique<meta::ValueRangeT>();
-  image->content->range->min = 1;
-  image->content->range->max = 2;
-  meta::NormalizationOptionsT norm;
-  norm.mean = {127.5f};
-  norm.std = {127.5f, 64.0f, 32.0f};
-  image->process_units.push_back(unit(std::move(norm)));
-  image->stats = std::make_unique<meta::StatsT>();
-  image->stats->max = {255.0f};
-  image->stats->min = {0.0f};
-  sg->input_tensor_metadata.push_back(std::move(image));
-
-  auto audio = std::make_unique<meta::TensorMetadataT>();
-  audio->name = "audio";
-  audio->content = std::make_unique<meta::ContentT>();
-  meta::AudioPropertiesT sound;
-  sound.sample_rate = 16000;
-  sound.channels = 2;
-  audio->content->content_properties.Set(std::move(sound));
-  sg->input_tensor_metadata.push_back(std::move(audio));
-
-  auto scores = std::make_unique<meta::TensorMetadataT>();
-  scores->name = "scores";
-  scores->content = std::make_unique<meta::ContentT>();
-  scores->content->content_properties.Set(meta::FeaturePropertiesT{});
-  meta::ScoreCalibrationOptionsT calibration;
-  calibration.score_transformation = meta::ScoreTransformationType_INVERSE_LOGISTIC;
-  calibration.default_score = 0.25f;
-  scores->process_units.push_back(unit(std::move(calibration)));
-  meta::ScoreThresholdingOptionsT threshold;
-  threshold.global_score_threshold = 0.5f;
-  scores->process_units.push_back(unit(std::move(threshold)));
-  scores->associated_files.push_back(file_ref("labels.txt", meta::AssociatedFileType_TENSOR_AXIS_LABELS, "en", "2"));
-  scores->associated_files.push_back(file_ref("labels_fr.txt", meta::AssociatedFileType_TENSOR_AXIS_LABELS, "fr"));
-  sg->output_tensor_metadata.push_back(std::move(scores));
-
-  auto boxes = std::make_unique<meta::TensorMetadataT>();
-  boxes->name = "boxes";
-  boxes->content = std::make_unique<meta::ContentT>();
-  meta::BoundingBoxPropertiesT box;
-  box.index = {1, 0, 3, 2};
-  box.type = meta::BoundingBoxType_CENTER;
-  box.coordinate_type = meta::CoordinateType_PIXEL;
-  boxes->content->content_properties.Set(std::move(box));
-  sg->output_tensor_metadata.push_back(std::move(boxes));
-
-  meta::BertTokenizerOptionsT bert;
-  bert.vocab_file.push_back(file_ref("vocab.txt", meta::AssociatedFileType_VOCABULARY));
-  sg->input_process_units.push_back(unit(std::move(bert)));
-  meta::SentencePieceTokenizerOptionsT sp;
-  sp.sentencePiece_model.push_back(file_ref("sp.model", meta::AssociatedFileType_DESCRIPTIONS));
-  sp.vocab_file.push_back(file_ref("sp.vocab", meta::AssociatedFileType_VOCABULARY));
-  sg->output_process_units.push_back(unit(std::move(sp)));
-  meta::RegexTokenizerOptionsT regex;
-  regex.delim_regex_pattern = "[ ,]+";
-  regex.vocab_file.push_back(file_ref("vocab.txt", meta::AssociatedFileType_VOCABULARY));
-  sg->output_process_units.push_back(unit(std::move(regex)));
-
-  auto group = std::make_unique<meta::TensorGroupT>();
-  group->name = "detections";
-  group->tensor_names = {"scores", "boxes"};
-  sg->output_tensor_groups.push_back(std::move(group));
-  auto in_group = std::make_unique<meta::TensorGroupT>();
-  in_group->name = "media";
-  in_group->tensor_names = {"image", "audio"};
-  sg->input_tensor_groups.push_back(std::move(in_group));
-  sg->associated_files.push_back(file_ref("index.scann", meta::AssociatedFileType_SCANN_INDEX_FILE));
-  auto custom = std::make_unique<meta::CustomMetadataT>();
-  custom->name = "vendor.settings";
-  custom->data = {1, 2, 3, 250};
-  sg->custom_metadata.push_back(std::move(custom));
-  m.subgraph_metadata.push_back(std::move(sg));
-  return m;
-}
+meta::ModelMetadataT full_metadata() { return litelens::hardening::sample_model_metadata(); }
 
 std::vector<std::byte> model_with_metadata(const std::vector<std::uint8_t>& metadata,
                                            const std::string& name = "TFLITE_METADATA") {
@@ -420,25 +145,7 @@ std::vector<std::byte> model_with_metadata(const std::vector<std::uint8_t>& meta
   return b.finish();
 }
 
-std::vector<std::uint8_t> conversion_bytes() {
-  conv::ConversionMetadataT c;
-  c.environment = std::make_unique<conv::EnvironmentT>();
-  c.environment->tensorflow_version = "2.16.1";
-  c.environment->api_version = 2;
-  c.environment->model_type = conv::ModelType_KERAS_MODEL;
-  c.environment->model_hash = 0x0123456789abcdefULL;
-  c.options = std::make_unique<conv::ConversionOptionsT>();
-  c.options->model_optimization_modes = {conv::ModelOptimizationMode_PTQ_FULL_INTEGER,
-                                         static_cast<conv::ModelOptimizationMode>(4242)};
-  c.options->allow_custom_ops = true;
-  c.options->force_select_tf_ops = true;
-  auto block = std::make_unique<conv::SparsityBlockSizeT>();
-  block->values = {4, 1};
-  c.options->sparsity_block_sizes.push_back(std::move(block));
-  flatbuffers::FlatBufferBuilder fbb;
-  fbb.Finish(conv::ConversionMetadata::Pack(fbb, &c));
-  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
-}
+std::vector<std::uint8_t> conversion_bytes() { return litelens::hardening::sample_conversion_metadata(); }
 
 // ---- the CLI ----------------------------------------------------------------------------------
 
@@ -629,41 +336,14 @@ TEST(metadata, shared_references_cannot_blow_up_decoding) {
                "references the same data so many times");
 }
 
-// The corruption matrix for metadata buffers: each case keeps the model openable and makes the
-// metadata call fail with a specific message at the entry's offset.
+// Broken metadata buffers (metadata_cases.h, also cases of the corruption matrix): each keeps
+// the model openable and makes the metadata call fail with a specific message at the entry's
+// offset.
 TEST(metadata_corruption, broken_buffers_give_specific_errors) {
-  const auto good = pack(full_metadata());
-  struct Case {
-    const char* what;
-    std::vector<std::uint8_t> bytes;
-    std::string fragment;
-  };
-  auto truncated = good;
-  truncated.resize(good.size() / 2);
-  auto bad_root = good;
-  set32(bad_root, 0, 0x7FFFFFF0);  // root offset far outside the buffer
-  auto bad_identifier = good;
-  std::memcpy(bad_identifier.data() + 4, "M002", 4);
-  auto bad_vector = good;
-  // Point the first vector length we can find at an absurd size: find the dimension_names
-  // vector (4 strings) by its length word followed by a string offset.
-  bool patched = false;
-  for (std::size_t i = 8; i + 8 < bad_vector.size() && !patched; i += 4)
-    if (get32(bad_vector, i) == 4 && get32(bad_vector, i + 4) < 64 && get32(bad_vector, i + 4) % 4 == 0) {
-      set32(bad_vector, i, 0x10000000);
-      patched = true;
-    }
-  ASSERT_TRUE(patched);
-  const std::vector<Case> cases = {
-      {"empty", {}, "TFLITE_METADATA is empty"},
-      {"too short", {1, 2, 3}, "too short for a FlatBuffer"},
-      {"wrong identifier", bad_identifier, "\"M001\" identifier"},
-      {"truncated", truncated, "failed FlatBuffers verification"},
-      {"root offset outside", bad_root, "failed FlatBuffers verification"},
-      {"vector length outside", bad_vector, "failed FlatBuffers verification"},
-  };
+  const auto cases = litelens::hardening::broken_model_metadata();
+  ASSERT_EQ(cases.size(), 8u);
   for (const auto& c : cases) {
-    SCOPED_TRACE(c.what);
+    SCOPED_TRACE(c.name);
     const Model model = Model::from_bytes(model_with_metadata(c.bytes));  // opening still works
     try {
       litelens::read_model_metadata(model);
@@ -673,8 +353,8 @@ TEST(metadata_corruption, broken_buffers_give_specific_errors) {
       EXPECT_NE(e.message().find(c.fragment), std::string::npos) << e.message();
       EXPECT_EQ(e.label(), model.label());
       for (const auto& m : model.metadata())
-        if (m.name == "TFLITE_METADATA" && m.data_offset && c.fragment.find("identifier") == std::string::npos)
-          EXPECT_EQ(e.offset(), m.data_offset);
+        if (m.name == "TFLITE_METADATA" && m.data_offset)
+          EXPECT_EQ(e.offset(), *m.data_offset + (c.name == "wrong_identifier" ? 4 : 0));
     }
     // The rest of the metadata is still readable.
     ASSERT_TRUE(litelens::read_min_runtime_version(model).has_value());
@@ -703,13 +383,14 @@ TEST(metadata, decodes_conversion_metadata) {
 }
 
 TEST(metadata_corruption, broken_conversion_metadata) {
-  auto bytes = conversion_bytes();
-  bytes.resize(bytes.size() - 12);
-  const Model model = Model::from_bytes(model_with_metadata(bytes, "CONVERSION_METADATA"));
-  expect_error([&] { litelens::read_conversion_metadata(model); }, ErrorKind::invalid_metadata,
-               "CONVERSION_METADATA failed FlatBuffers verification");
-  const Model tiny = Model::from_bytes(model_with_metadata({7, 7}, "CONVERSION_METADATA"));
-  expect_error([&] { litelens::read_conversion_metadata(tiny); }, ErrorKind::invalid_metadata, "too short");
+  const auto cases = litelens::hardening::broken_conversion_metadata();
+  ASSERT_EQ(cases.size(), 5u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Model model = Model::from_bytes(model_with_metadata(c.bytes, "CONVERSION_METADATA"));
+    expect_error([&] { litelens::read_conversion_metadata(model); }, ErrorKind::invalid_metadata, c.fragment);
+    EXPECT_EQ(litelens::read_min_runtime_version(model)->version, "1.14.0");
+  }
 }
 
 TEST(metadata, small_entries) {
@@ -836,91 +517,57 @@ TEST(metadata_files, no_archive_after_plain_trailing_bytes) {
   EXPECT_TRUE(litelens::associated_files(model).empty());
 }
 
-// The corruption matrix for appended archives: every case must be refused with its own message,
-// while the model itself keeps opening.
+// Hostile appended archives (metadata_cases.h, also cases of the corruption matrix): every case
+// must be refused with its own message, while the model itself keeps opening.
 TEST(metadata_corruption, hostile_archives_give_specific_errors) {
-  const auto two = std::vector<ZipEntry>{stored_entry("a.txt", "first file"), stored_entry("b.txt", "second")};
-  struct Case {
-    const char* what;
-    std::vector<ZipEntry> entries;
-    ZipOptions options;
-    std::function<void(Zip&)> patch;
-    std::string fragment;
-  };
-  const std::vector<Case> cases = {
-      {"parent escape", {stored_entry("../evil.txt", "x")}, {}, {}, "'..' component"},
-      {"nested parent escape", {stored_entry("a/../../evil.txt", "x")}, {}, {}, "'..' component"},
-      {"absolute path", {stored_entry("/etc/evil", "x")}, {}, {}, "absolute path"},
-      {"backslash", {stored_entry("..\\evil.txt", "x")}, {}, {}, "backslash"},
-      {"NUL in name", {stored_entry(std::string("a\0b.txt", 7), "x")}, {}, {}, "NUL"},
-      {"drive letter", {stored_entry("C:evil.txt", "x")}, {}, {}, "drive letter"},
-      {"empty component", {stored_entry("a//b.txt", "x")}, {}, {}, "empty or '.' component"},
-      {"dot component", {stored_entry("./b.txt", "x")}, {}, {}, "empty or '.' component"},
-      {"control character", {stored_entry("a\nb.txt", "x")}, {}, {}, "control character"},
-      {"duplicate names", {stored_entry("a.txt", "1"), stored_entry("a.txt", "2")}, {}, {}, "appears twice"},
-      {"file and folder of one name", {stored_entry("a", "1"), stored_entry("a/b.txt", "2")}, {}, {},
-       "'a' is a file, but 'a/b.txt' needs a folder"},
-      {"size beyond the file", two, {}, [](Zip& z) {
-         set32(z.bytes, z.central[1] + 20, 0x7FFFFFF0);
-         set32(z.bytes, z.central[1] + 24, 0x7FFFFFF0);
-         set32(z.bytes, z.local[1] + 18, 0x7FFFFFF0);
-         set32(z.bytes, z.local[1] + 22, 0x7FFFFFF0);
-       }, "running past the central directory"},
-      {"header offset beyond the archive", two, {}, [](Zip& z) { set32(z.bytes, z.central[0] + 42, 0x7FFFFFF0); },
-       "beyond the central directory"},
-      {"header offset inside the FlatBuffer", two, {}, [](Zip& z) { set32(z.bytes, z.central[0] + 42, 8); },
-       "inside the model's FlatBuffer"},
-      {"overlapping members", two, {}, [](Zip& z) {
-         // a.txt claims 12 more bytes, running into b.txt's local header (sizes agree everywhere).
-         const std::uint32_t n = 10 + 12;
-         for (std::size_t at : {z.central[0] + 20, z.central[0] + 24, z.local[0] + 18, z.local[0] + 22})
-           set32(z.bytes, at, n);
-       }, "'a.txt' and 'b.txt' overlap"},
-      {"two names for one member", two, {}, [](Zip& z) {
-         // b.txt's directory entry points at a.txt's local header.
-         set32(z.bytes, z.central[1] + 42, get32(z.bytes, z.central[0] + 42));
-       }, "the local header names 'a.txt'"},
-      {"local method differs", two, {}, [](Zip& z) { set16(z.bytes, z.local[1] + 8, 8); },
-       "the local header says method 8"},
-      {"local CRC differs", two, {}, [](Zip& z) { set32(z.bytes, z.local[0] + 14, 0xDEADBEEF); },
-       "local header's CRC"},
-      {"local size differs", two, {}, [](Zip& z) { set32(z.bytes, z.local[0] + 18, 3); }, "local header's sizes"},
-      {"not a local header", two, {}, [](Zip& z) { z.bytes[z.local[1]] = 'X'; }, "no local header"},
-      {"stored sizes differ", two, {}, [](Zip& z) { set32(z.bytes, z.central[0] + 24, 11); },
-       "stored uncompressed but its sizes differ"},
-      {"absurd entry count", two, {}, [](Zip& z) {
-         set16(z.bytes, z.eocd + 8, 0xFFF0);
-         set16(z.bytes, z.eocd + 10, 0xFFF0);
-       }, "claims 65520 entries"},
-      {"absurd ZIP64 entry count", two, {.zip64 = true}, [](Zip& z) {
-         set64(z.bytes, z.zip64_record + 24, 1ull << 40);
-         set64(z.bytes, z.zip64_record + 32, 1ull << 40);
-       }, "not credible"},
-      {"directory larger than the file", two, {}, [](Zip& z) { set32(z.bytes, z.eocd + 12, 0x7FFFFFF0); },
-       "only"},
-      {"directory offset past its position", two, {}, [](Zip& z) {
-         set32(z.bytes, z.eocd + 16, get32(z.bytes, z.eocd + 16) + 64);
-       }, "past where it really starts"},
-      {"truncated directory entry", two, {}, [](Zip& z) { z.bytes[z.central[1]] = 'X'; }, "missing or truncated"},
-      {"split archive", two, {}, [](Zip& z) { set16(z.bytes, z.eocd + 4, 1); }, "several disks"},
-      {"encrypted member", two, {}, [](Zip& z) {
-         set16(z.bytes, z.central[0] + 8, 1);
-         set16(z.bytes, z.local[0] + 6, 1);
-       }, "is encrypted"},
-      {"ZIP64 end record missing", two, {}, [](Zip& z) { set32(z.bytes, z.eocd + 16, 0xFFFFFFFF); },
-       "ZIP64 end record"},
-      {"ZIP64 field missing", two, {.zip64 = true}, [](Zip& z) {
-         set16(z.bytes, z.central[0] + 46 + 5, 0x9999);  // the extra field's id, after the name "a.txt"
-       }, "needs a ZIP64 field"},
-  };
+  const auto cases = litelens::hardening::hostile_archives();
+  ASSERT_GE(cases.size(), 36u);
   for (const auto& c : cases) {
-    SCOPED_TRACE(c.what);
+    SCOPED_TRACE(c.name);
     const Model model = Model::from_bytes(model_with_zip(c.entries, c.options, c.patch));  // still opens
     expect_error([&] { litelens::associated_files(model); }, ErrorKind::invalid_metadata, c.fragment);
     const auto dir = fresh_dir("hostile");
     expect_error([&] { litelens::extract_associated_files(model, dir); }, ErrorKind::invalid_metadata, c.fragment);
     EXPECT_TRUE(listing(dir).empty()) << "extraction wrote files for a hostile archive";
     EXPECT_FALSE(fs::exists(dir.parent_path() / "evil.txt"));
+  }
+}
+
+// A member marked as a Unix symlink is written as a plain file holding the link text: extraction
+// never creates links.
+TEST(metadata_files, symlink_members_are_written_as_plain_files) {
+  ZipEntry link = stored_entry("link", "/etc/passwd");
+  link.external_attributes = 0120777u << 16;
+  const Model model = Model::from_bytes(model_with_zip({link, stored_entry("a.txt", "alpha")}));
+  ASSERT_EQ(litelens::associated_files(model).size(), 2u);
+  const auto dir = fresh_dir("symlink");
+  litelens::extract_associated_files(model, dir);
+  EXPECT_FALSE(fs::is_symlink(dir / "link"));
+  EXPECT_TRUE(fs::is_regular_file(dir / "link"));
+  EXPECT_EQ(read_file(dir / "link"), "/etc/passwd");
+}
+
+// Decompression bombs: the declared size bounds what is inflated, and a declared size is never
+// an allocation.
+TEST(metadata_corruption, decompression_bombs) {
+  // The stream itself is sound: declared truthfully, it inflates to 1 MiB of zeros.
+  const auto honest = litelens::hardening::zeros_entry("zeros.bin", 4064);
+  EXPECT_LT(honest.stored.size(), 7000u);
+  const Model model = Model::from_bytes(model_with_zip({honest}));
+  const auto files = litelens::associated_files(model);
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].size, 1048513u);
+  const auto data = litelens::read_associated_file(model, files[0]);
+  EXPECT_EQ(data.size(), 1048513u);
+  EXPECT_TRUE(std::all_of(data.begin(), data.end(), [](std::byte b) { return b == std::byte{0}; }));
+  for (const auto& c : litelens::hardening::bad_member_data()) {
+    SCOPED_TRACE(c.name);
+    const Model m = Model::from_bytes(model_with_zip(c.entries, c.options, c.patch));
+    std::vector<litelens::AssociatedFile> listed;
+    EXPECT_NO_THROW(listed = litelens::associated_files(m)) << "the directory itself is fine";
+    const auto dir = fresh_dir("member-data");
+    expect_error([&] { litelens::extract_associated_files(m, dir); }, ErrorKind::invalid_metadata, c.fragment);
+    EXPECT_TRUE(listing(dir).empty());
   }
 }
 
@@ -1279,6 +926,14 @@ TEST(metadata_cli, info_and_files) {
   EXPECT_NE(info.out.find("min_runtime_version        2.3.0"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("KERAS_MODEL"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("animals.txt"), std::string::npos) << info.out;
+  // Every tokenizer shows the files it names (the archive holds none of them here).
+  EXPECT_NE(info.out.find("input process   BERT tokenizer, vocab [vocab.txt (not in the archive)]\n"),
+            std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("output process  SentencePiece tokenizer, model [sp.model (not in the archive)], "
+                          "vocab [sp.vocab (not in the archive)]\n"),
+            std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("output process  regex tokenizer /[ ,]+/, vocab [vocab.txt (not in the archive)]\n"),
+            std::string::npos) << info.out;
 
   const auto json = run_cli("info --json '" + path + "'");
   EXPECT_EQ(json.status, 0) << json.err;

@@ -271,7 +271,18 @@ std::string content_text(const ContentInfo& c) {
   return s;
 }
 
-std::string unit_text(const ProcessUnitInfo& u) {
+// "[vocab.txt, extra.txt (not in the archive)]": the files a tokenizer names, by name only (their
+// types and locales are in --json).
+std::string names_text(const std::vector<AssociatedFileInfo>& files, const std::set<std::string>& archived,
+                       bool archive_ok) {
+  std::vector<std::string> names;
+  for (const auto& f : files)
+    names.push_back(archive_ok && !archived.count(f.name) ? f.name + " (not in the archive)" : f.name);
+  return fmt::format("[{}]", fmt::join(names, ", "));
+}
+
+std::string unit_text(const ProcessUnitInfo& u, const std::set<std::string>& archived, bool archive_ok) {
+  const auto names = [&](const std::vector<AssociatedFileInfo>& files) { return names_text(files, archived, archive_ok); };
   switch (u.kind) {
     case ProcessUnitInfo::Kind::normalization:
       return fmt::format("normalize mean {} std {}", floats_text(u.mean), floats_text(u.std));
@@ -279,18 +290,16 @@ std::string unit_text(const ProcessUnitInfo& u) {
       return fmt::format("score calibration {} default {:g}", u.score_transformation, u.default_score);
     case ProcessUnitInfo::Kind::score_thresholding:
       return fmt::format("score threshold {:g}", u.global_score_threshold);
-    case ProcessUnitInfo::Kind::bert_tokenizer: {
-      std::vector<std::string> names;
-      for (const auto& f : u.vocab_files) names.push_back(f.name);
-      return fmt::format("BERT tokenizer, vocab [{}]", fmt::join(names, ", "));
-    }
+    case ProcessUnitInfo::Kind::bert_tokenizer:
+      return fmt::format("BERT tokenizer, vocab {}", names(u.vocab_files));
     case ProcessUnitInfo::Kind::sentence_piece_tokenizer: {
-      std::vector<std::string> names;
-      for (const auto& f : u.sentence_piece_models) names.push_back(f.name);
-      return fmt::format("SentencePiece tokenizer, model [{}]", fmt::join(names, ", "));
+      std::string s = fmt::format("SentencePiece tokenizer, model {}", names(u.sentence_piece_models));
+      // The vocabulary is optional for SentencePiece (the model file carries its own).
+      if (!u.vocab_files.empty()) s += ", vocab " + names(u.vocab_files);
+      return s;
     }
     case ProcessUnitInfo::Kind::regex_tokenizer:
-      return fmt::format("regex tokenizer /{}/", u.delim_regex_pattern);
+      return fmt::format("regex tokenizer /{}/, vocab {}", u.delim_regex_pattern, names(u.vocab_files));
     case ProcessUnitInfo::Kind::unknown:
       return fmt::format("unknown process unit (code {})", u.kind_code);
     case ProcessUnitInfo::Kind::none:
@@ -308,7 +317,8 @@ void print_tensors(std::FILE* out, const char* role, const std::vector<TensorMet
     if (t.content) fmt::print(out, "        content      {}\n", content_text(*t.content));
     if (!t.dimension_names.empty())
       fmt::print(out, "        dimensions   [{}]\n", fmt::join(t.dimension_names, ", "));
-    for (const auto& u : t.process_units) fmt::print(out, "        process      {}\n", unit_text(u));
+    for (const auto& u : t.process_units)
+      fmt::print(out, "        process      {}\n", unit_text(u, archived, archive_ok));
     if (!t.stats_min.empty() || !t.stats_max.empty())
       fmt::print(out, "        stats        min {} max {}\n", floats_text(t.stats_min), floats_text(t.stats_max));
     for (const auto& f : t.associated_files)
@@ -405,8 +415,10 @@ void print_model_metadata(std::FILE* out, const Model& model) {
       if (!sg.description.empty()) fmt::print(out, "    description {}\n", sg.description);
       print_tensors(out, "input ", sg.inputs, archived, r.archive_ok);
       print_tensors(out, "output", sg.outputs, archived, r.archive_ok);
-      for (const auto& u : sg.input_process_units) fmt::print(out, "    input process   {}\n", unit_text(u));
-      for (const auto& u : sg.output_process_units) fmt::print(out, "    output process  {}\n", unit_text(u));
+      for (const auto& u : sg.input_process_units)
+        fmt::print(out, "    input process   {}\n", unit_text(u, archived, r.archive_ok));
+      for (const auto& u : sg.output_process_units)
+        fmt::print(out, "    output process  {}\n", unit_text(u, archived, r.archive_ok));
       for (const auto& g : sg.input_tensor_groups)
         fmt::print(out, "    input group     {}: [{}]\n", g.name, fmt::join(g.tensor_names, ", "));
       for (const auto& g : sg.output_tensor_groups)
