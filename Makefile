@@ -16,7 +16,7 @@ ASAN_BUILD  = build-asan
 BENCH_BUILD = build-bench
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package python-stub fuzz bench clean
+.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package test-python-abi3 python-stub fuzz bench clean
 
 all: build
 
@@ -51,6 +51,13 @@ test-python-package: deps models
 	$(PYTHON) -m pip install -q --no-build-isolation --disable-pip-version-check --root-user-action=ignore .
 	$(PYTHON) -m pytest -q $(wildcard tests/python/test_package_*.py)
 
+# The stable-ABI wheel as a user gets it: `pip wheel .` with Python 3.12 and build isolation
+# (scikit-build-core and nanobind from PyPI), tagged cp312-abi3, installed into a Python 3.13 venv
+# and smoke-tested there (import, a cached model, conv2d_params, the litelens command).
+# Incremental in build-py/cp312-abi3-*/ with ccache; fails, never skips, without 3.12 / 3.13.
+test-python-abi3: deps models
+	@python/test-abi3.sh
+
 # Regenerates python/litelens/_litelens.pyi from the installed module (after test-python-package).
 python-stub:
 	$(PYTHON) -m nanobind.stubgen -q -m litelens._litelens -p python/stubgen_patterns.txt -o python/litelens/_litelens.pyi
@@ -66,7 +73,7 @@ test-asan: deps models
 fuzz: deps models
 	@scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
 
-test: fixtures test-asan test-cpp test-python test-python-package
+test: fixtures test-asan test-cpp test-python test-python-package test-python-abi3
 
 # Benchmarks (not part of `make test`; see BENCHMARKS.md): litelens against the LiteRT interpreter
 # recipe, the tflite package, flatc and cp, then the decode micro-benchmarks; one table. Models

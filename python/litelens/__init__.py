@@ -39,6 +39,7 @@ from ._litelens import (
     CustomMetadataInfo,
     Error,
     ExportReport,
+    ExternalData,
     Layer,
     LayerDiff,
     LayerRef,
@@ -74,6 +75,7 @@ __all__ = [
     "CustomMetadataInfo",
     "Error",
     "ExportReport",
+    "ExternalData",
     "Layer",
     "LayerDiff",
     "LayerRef",
@@ -107,7 +109,10 @@ __all__ = [
     "patch",
 ]
 
-#: What :func:`open` accepts: a path (str or os.PathLike) or the model's bytes.
+#: The type of what :func:`open` accepts (for annotations): a path (``str`` or ``os.PathLike``),
+#: which is memory-mapped, or the model's bytes (``bytes``, ``bytearray``, ``memoryview``), which
+#: are copied. A typing alias has no docstring of its own (setting one would change typing's
+#: cached Union object for everyone), so this comment is its documentation.
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
@@ -168,7 +173,7 @@ def _model_of(source: Union[Source, Model]) -> Tuple[Model, bool]:
 
 
 def conv2d_params(
-    model: Union[Source, Model], layer_name: Optional[str] = None
+    path: Union[Source, Model], layer_name: Optional[str] = None
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """The weights and biases of a CONV_2D layer, as the convolution consumes them.
 
@@ -176,7 +181,8 @@ def conv2d_params(
     .tflite file" correctly for float, fp16, int8/uint8, sparse and custom-op models.
 
     Args:
-        model: a path, the model's bytes, or an open :class:`Model`.
+        path: the model's path (``str`` or ``os.PathLike``); its bytes or an open
+            :class:`Model` are accepted too.
         layer_name: which CONV_2D layer. A layer whose name (or one of its fused parts) equals
             ``layer_name`` wins, then one with a parameter tensor of that name; otherwise the
             name is a pattern (a glob when it holds ``*?[``, else a substring). Whichever rule
@@ -197,7 +203,7 @@ def conv2d_params(
         ValueError: the filter is fed at run time, so the file holds no values for it.
         Error: the file cannot be read.
     """
-    m, opened = _model_of(model)
+    m, opened = _model_of(path)
     try:
         if layer_name is None:
             found = m.layers(op="CONV_2D")
@@ -236,6 +242,7 @@ def extract(
     index: Optional[int] = None,
     subgraph: Optional[int] = None,
     exact: bool = False,
+    first: bool = False,
     format: Optional[str] = None,  # noqa: A002 - mirrors the CLI's --format
     dequantize: bool = False,
     layout: str = "tflite",
@@ -248,6 +255,7 @@ def extract(
         output: ``.npz`` (default format), ``.safetensors``, ``.json``, ``.h``, or a folder
             (``.npy`` files).
         op, name, index, subgraph, exact: the layer selection, as for :meth:`Model.layers`.
+        first: only the first matching layer (the CLI's ``--first``).
         format: ``"npz"``, ``"npy"``, ``"safetensors"``, ``"json"`` or ``"c"``; default: from
             the output's extension.
         dequantize: write float32 values instead of the stored ones.
@@ -270,6 +278,7 @@ def extract(
             index=index,
             subgraph=subgraph,
             exact=exact,
+            first=first,
             format=format,
             dequantize=dequantize,
             layout=layout,

@@ -4,6 +4,7 @@ Native bindings of litelens (use the litelens package, not this module).
 
 from collections.abc import Iterator, Mapping, Sequence
 import os
+import pathlib
 from typing import Any
 
 import numpy
@@ -123,6 +124,43 @@ class Signature:
 
     def __repr__(self) -> str: ...
 
+class ExternalData:
+    """
+    Where a tensor's values are when they live in an external file (schema 3d
+    ExternalBuffer in an ExternalBufferGroup). litelens never opens that file: how a
+    group name becomes a file is up to the application that wrote the model.
+    """
+
+    @property
+    def id(self) -> int:
+        """The ExternalBuffer id (what the tensor's external_buffer field names)."""
+
+    @property
+    def group(self) -> int:
+        """Index of the ExternalBufferGroup."""
+
+    @property
+    def group_name(self) -> str:
+        """The group's name: a file name or URI, as written."""
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the values inside that file."""
+
+    @property
+    def length(self) -> int:
+        """Byte length of the values."""
+
+    @property
+    def packing(self) -> str:
+        """Free-form packing note, as written ("" when absent)."""
+
+    def __eq__(self, arg: ExternalData, /) -> bool: ...
+
+    def __hash__(self) -> int: ...
+
+    def __repr__(self) -> str: ...
+
 class Tensor:
     """
     A tensor of a subgraph. It keeps its model's data alive.
@@ -166,6 +204,14 @@ class Tensor:
     @property
     def is_variable(self) -> bool:
         """True for a variable tensor."""
+
+    @property
+    def external_data(self) -> ExternalData | None:
+        """
+        Where the values are when they live in an external file (an :class:`ExternalData`
+        with id, group, group_name, offset, length and packing), or None. Such a tensor
+        has no data in this file: ``numpy()`` raises ValueError.
+        """
 
     @property
     def is_constant(self) -> bool:
@@ -219,14 +265,16 @@ class Tensor:
 
     def dequantize(self) -> numpy.typing.NDArray[Any]:
         """
-        float32 values: float16/bfloat16/float8 widened, quantized integers dequantized
-        (per tensor, per axis or blockwise). Unquantized integers come back as stored.
+        The values as float32: float16/bfloat16/float8/float64 converted, quantized integers
+        dequantized (per tensor, per axis or blockwise), and unquantized integers and booleans
+        converted to float32 too (complex values, which have no float32 form, stay as stored).
         """
 
     def values(self, mode: str = 'stored') -> numpy.typing.NDArray[Any]:
         """
         The values decoded as far as ``mode`` says: "stored" (= ``numpy()``), "widened"
-        (float16/bfloat16/float8 widened to float32) or "dequantized" (= ``dequantize()``).
+        (float16/bfloat16/float8 widened to float32) or "dequantized" (float32 for every
+        numeric dtype, = ``dequantize()``).
         """
 
     def raw(self) -> numpy.typing.NDArray[numpy.uint8]:
@@ -448,7 +496,7 @@ class Model:
 
     def __repr__(self) -> str: ...
 
-    def layers(self, op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False) -> list[Layer]:
+    def layers(self, op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, first: bool = False) -> list[Layer]:
         """
         The layers matching a selection (all of them by default), in subgraph then operator order.
 
@@ -459,6 +507,7 @@ class Model:
             index: operator index (within ``subgraph``, default 0).
             subgraph: only this subgraph.
             exact: ``name`` must equal one of those names exactly.
+            first: only the first match (at most one layer, like ``--first``).
 
         Returns an empty list when nothing matches.
 
@@ -479,7 +528,7 @@ class Model:
         Up to ``limit`` layer names closest to ``name`` (for "did you mean" messages).
         """
 
-    def extract(self, output: str | os.PathLike[str], op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> ExportReport:
+    def extract(self, output: str | os.PathLike[str], op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, first: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> ExportReport:
         """
         Writes the selected layers' parameters to a file, like ``litelens extract``.
 
@@ -493,18 +542,19 @@ class Model:
             index: operator index (within ``subgraph``, default 0).
             subgraph: only this subgraph.
             exact: ``name`` must match exactly.
+            first: only the first matching layer (``--first``).
             format: "npz", "npy", "safetensors", "json" or "c"; default: from ``output``.
             dequantize: write float32 values (default: the stored values, unpacked and densified).
             layout: "tflite", "keras" or "torch".
             all_ops: also export the inputs of DEQUANTIZE and DENSIFY layers.
 
         Raises:
-            KeyError: nothing matches the selection (the message lists the closest names).
+            KeyError: nothing matches the selection (the message lists the closest candidates).
             Error: the output cannot be written (kind "output").
             ValueError: unknown format or layout.
         """
 
-    def export_bytes(self, format: str = 'npz', op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes:
+    def export_bytes(self, format: str = 'npz', op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, first: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes:
         """
         The same export as ``extract()``, returned as bytes instead of written to a file.
 
@@ -515,6 +565,7 @@ class Model:
             index: operator index (within ``subgraph``, default 0).
             subgraph: only this subgraph.
             exact: ``name`` must match exactly.
+            first: only the first matching layer (``--first``).
             dequantize, layout, all_ops: as for ``extract()``.
 
         Raises:
@@ -558,6 +609,22 @@ class Model:
         Raises:
             KeyError: no member has that name.
             Error: the member is corrupt.
+        """
+
+    def extract_associated_files(self, dir: str | os.PathLike[str]) -> list[pathlib.Path]:
+        """
+        Writes every associated file under ``dir`` (created if needed), like
+        ``litelens files MODEL --extract DIR``.
+
+        Every member is decoded and CRC-checked before any final name appears, and each file is
+        written atomically, so a broken archive leaves no new files behind.
+
+        Returns:
+            The paths written, in archive order (empty when the model has no archive).
+
+        Raises:
+            Error: the archive is broken or a member is corrupt (kind "invalid_metadata"), or a
+                file cannot be written (kind "output").
         """
 
     def patch(self, output: str | os.PathLike[str], values: Mapping[str, numpy.typing.ArrayLike] | None = None, quantization: Mapping[str, Mapping[str, Any] | Quantization | str] | None = None, *, quantize: bool = False, layout: str = 'tflite', subgraph: int | None = None, in_place: bool = False) -> PatchReport:
@@ -771,12 +838,17 @@ class Param:
 
     def dequantize(self) -> numpy.typing.NDArray[Any]:
         """
-        float32 values: floats widened, quantized integers dequantized (per tensor, per axis,
-        blockwise; int32/int64 biases with their own scales).
+        The values as float32, whatever the stored dtype: floats converted, quantized integers
+        dequantized (per tensor, per axis, blockwise; int32/int64 biases with their own scales),
+        unquantized integers and booleans (shapes, paddings, axes) converted as they are.
         """
 
     def values(self, mode: str = 'stored') -> numpy.typing.NDArray[Any]:
-        """Values decoded per ``mode``: "stored", "widened" or "dequantized"."""
+        """
+        Values decoded per ``mode``: "stored" (= ``numpy()``), "widened" (float16/bfloat16/
+        float8 widened to float32, other dtypes as stored) or "dequantized" (float32 for every
+        numeric dtype, = ``dequantize()``).
+        """
 
     def consumed(self) -> numpy.typing.NDArray[Any]:
         """
@@ -792,7 +864,8 @@ class Param:
             layout: "tflite" (unchanged), "keras" (HWIO; depthwise HWCM) or "torch"
                 (OIHW; depthwise O1HW, i.e. C*M,1,H,W). Parameters without a framework layout are
                 returned unchanged.
-            dequantize: convert float32 values (``dequantize()``) instead of the stored ones.
+            dequantize: convert the float32 values of ``dequantize()`` instead of the stored ones,
+                so the result is float32.
 
         Raises:
             ValueError: unknown layout, or a parameter fed at run time.
@@ -1218,6 +1291,12 @@ class AssociatedFile:
     @property
     def crc32(self) -> int:
         """CRC-32 recorded by the archive."""
+
+    @property
+    def header_offset(self) -> int:
+        """
+        Absolute file offset of the member's local header (``offset`` is where its data starts).
+        """
 
     @property
     def is_supported(self) -> bool:

@@ -115,7 +115,7 @@ nb::object decode_to_numpy(const ModelPtr& model, const Tensor& tensor, DecodeMo
 
 /// A LayerQuery from the Python keyword arguments of Model.layers() and the export functions.
 LayerQuery make_query(nb::handle op, const std::optional<std::string>& name, std::optional<int> index,
-                      std::optional<int> subgraph, bool exact);
+                      std::optional<int> subgraph, bool exact, bool first = false);
 
 /// Wraps a Layer for Python.
 PyLayer wrap_layer(const ModelPtr& model, Layer layer);

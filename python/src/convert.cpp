@@ -136,7 +136,7 @@ nb::object decode_to_numpy(const ModelPtr& model, const Tensor& tensor, DecodeMo
 }
 
 LayerQuery make_query(nb::handle op, const std::optional<std::string>& name, std::optional<int> index,
-                      std::optional<int> subgraph, bool exact) {
+                      std::optional<int> subgraph, bool exact, bool first) {
   LayerQuery q;
   if (!op.is_none()) {
     if (nb::isinstance<nb::str>(op)) {
@@ -150,6 +150,7 @@ LayerQuery make_query(nb::handle op, const std::optional<std::string>& name, std
   }
   if (name) q.name = *name;
   q.exact = exact;
+  q.first = first;
   q.index = index;
   q.subgraph = subgraph;
   if (index && *index < 0) throw nb::index_error("index must not be negative");

@@ -22,11 +22,7 @@ std::vector<ExportItem> select_items(const ModelPtr& model, const LayerQuery& qu
     nb::gil_scoped_release release;
     const auto found = layers(*model, query);
     if (found.empty()) {
-      missing = model->label() + ": no layer matches the selection";
-      if (!query.name.empty()) {
-        const auto close = closest_layer_names(*model, query);
-        for (std::size_t i = 0; i < close.size(); ++i) missing += (i == 0 ? "; closest names: " : ", ") + close[i];
-      }
+      missing = model->label() + ": " + no_match_message(*model, query);
     } else {
       items = export_items(found, all_ops);
     }
@@ -56,7 +52,8 @@ constexpr const char* kSelectionDoc =
     "    name: layer name pattern (glob if it holds ``*?[``, else a substring).\n"
     "    index: operator index (within ``subgraph``, default 0).\n"
     "    subgraph: only this subgraph.\n"
-    "    exact: ``name`` must match exactly.\n";
+    "    exact: ``name`` must match exactly.\n"
+    "    first: only the first matching layer (``--first``).\n";
 
 }  // namespace
 
@@ -75,8 +72,8 @@ void init_export(nb::module_& m, ModelClass& model) {
       .def(
           "extract",
           [](const PyModel& self, const std::filesystem::path& output, nb::handle op, std::optional<std::string> name,
-             std::optional<int> index, std::optional<int> subgraph, bool exact, std::optional<std::string> format,
-             bool dequantize, std::string_view layout, bool all_ops) {
+             std::optional<int> index, std::optional<int> subgraph, bool exact, bool first,
+             std::optional<std::string> format, bool dequantize, std::string_view layout, bool all_ops) {
             const ModelPtr& mp = self.get();
             ExportFormat fmt;
             try {
@@ -85,17 +82,18 @@ void init_export(nb::module_& m, ModelClass& model) {
               throw nb::value_error(e.what());
             }
             const ExportOptions options = make_options(fmt, dequantize, layout);
-            const auto items = select_items(mp, make_query(op, name, index, subgraph, exact), all_ops);
+            const auto items = select_items(mp, make_query(op, name, index, subgraph, exact, first), all_ops);
             nb::gil_scoped_release release;
             return export_arrays(*mp, items, output, options);
           },
           nb::arg("output"), nb::arg("op") = nb::none(), nb::arg("name") = nb::none(), nb::arg("index") = nb::none(),
-          nb::arg("subgraph") = nb::none(), nb::arg("exact") = false, nb::arg("format") = nb::none(),
+          nb::arg("subgraph") = nb::none(), nb::arg("exact") = false, nb::arg("first") = false,
+          nb::arg("format") = nb::none(),
           nb::arg("dequantize") = false, nb::arg("layout") = "tflite", nb::arg("all_ops") = false,
           nb::sig("def extract(self, output: str | os.PathLike[str], op: str | collections.abc.Sequence[str] | None = None, "
                   "name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, "
-                  "format: str | None = None, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) "
-                  "-> ExportReport"),
+                  "first: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', "
+                  "all_ops: bool = False) -> ExportReport"),
           (std::string("Writes the selected layers' parameters to a file, like ``litelens extract``.\n\n"
                        "Each array's key is \"<layer key>/<role>\" (\"sg0.op3.CONV_2D/filter\"); every export\n"
                        "carries a manifest describing each key. The file is written atomically.\n\n"
@@ -107,20 +105,20 @@ void init_export(nb::module_& m, ModelClass& model) {
            "    layout: \"tflite\", \"keras\" or \"torch\".\n"
            "    all_ops: also export the inputs of DEQUANTIZE and DENSIFY layers.\n\n"
            "Raises:\n"
-           "    KeyError: nothing matches the selection (the message lists the closest names).\n"
+           "    KeyError: nothing matches the selection (the message lists the closest candidates).\n"
            "    Error: the output cannot be written (kind \"output\").\n"
            "    ValueError: unknown format or layout.")
               .c_str())
       .def(
           "export_bytes",
           [](const PyModel& self, std::string_view format, nb::handle op, std::optional<std::string> name,
-             std::optional<int> index, std::optional<int> subgraph, bool exact, bool dequantize,
+             std::optional<int> index, std::optional<int> subgraph, bool exact, bool first, bool dequantize,
              std::string_view layout, bool all_ops) {
             const ModelPtr& mp = self.get();
             const ExportOptions options = make_options(format_from_name(format), dequantize, layout);
             if (options.format == ExportFormat::npy_dir)
               throw nb::value_error("export_bytes(): a folder of .npy files has no in-memory form; use npz");
-            const auto items = select_items(mp, make_query(op, name, index, subgraph, exact), all_ops);
+            const auto items = select_items(mp, make_query(op, name, index, subgraph, exact, first), all_ops);
             std::vector<std::byte> out;
             {
               nb::gil_scoped_release release;
@@ -130,10 +128,10 @@ void init_export(nb::module_& m, ModelClass& model) {
           },
           nb::arg("format") = "npz", nb::arg("op") = nb::none(), nb::arg("name") = nb::none(),
           nb::arg("index") = nb::none(), nb::arg("subgraph") = nb::none(), nb::arg("exact") = false,
-          nb::arg("dequantize") = false, nb::arg("layout") = "tflite", nb::arg("all_ops") = false,
+          nb::arg("first") = false, nb::arg("dequantize") = false, nb::arg("layout") = "tflite", nb::arg("all_ops") = false,
           nb::sig("def export_bytes(self, format: str = 'npz', op: str | collections.abc.Sequence[str] | None = None, "
                   "name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, "
-                  "dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes"),
+                  "first: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes"),
           (std::string("The same export as ``extract()``, returned as bytes instead of written to a file.\n\n"
                        "Args:\n"
                        "    format: \"npz\", \"safetensors\", \"json\" or \"c\".\n") +

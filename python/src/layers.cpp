@@ -122,12 +122,15 @@ void init_layers(nb::module_& m, ModelClass& model) {
            "Raises:\n    ValueError: the parameter is fed at run time.")
       .def("dequantize", [](const PyParam& p) { return param_to_numpy(p, DecodeMode::dequantized); },
            nb::sig("def dequantize(self) -> " LITELENS_NDARRAY),
-           "float32 values: floats widened, quantized integers dequantized (per tensor, per axis,\n"
-           "blockwise; int32/int64 biases with their own scales).")
+           "The values as float32, whatever the stored dtype: floats converted, quantized integers\n"
+           "dequantized (per tensor, per axis, blockwise; int32/int64 biases with their own scales),\n"
+           "unquantized integers and booleans (shapes, paddings, axes) converted as they are.")
       .def("values",
            [](const PyParam& p, std::string_view mode) { return param_to_numpy(p, decode_mode_from_name(mode)); },
            nb::arg("mode") = "stored", nb::sig("def values(self, mode: str = 'stored') -> " LITELENS_NDARRAY),
-           "Values decoded per ``mode``: \"stored\", \"widened\" or \"dequantized\".")
+           "Values decoded per ``mode``: \"stored\" (= ``numpy()``), \"widened\" (float16/bfloat16/\n"
+           "float8 widened to float32, other dtypes as stored) or \"dequantized\" (float32 for every\n"
+           "numeric dtype, = ``dequantize()``).")
       .def("consumed",
            [](const PyParam& p) {
              Array values;
@@ -147,7 +150,8 @@ void init_layers(nb::module_& m, ModelClass& model) {
            "    layout: \"tflite\" (unchanged), \"keras\" (HWIO; depthwise HWCM) or \"torch\"\n"
            "        (OIHW; depthwise O1HW, i.e. C*M,1,H,W). Parameters without a framework layout are\n"
            "        returned unchanged.\n"
-           "    dequantize: convert float32 values (``dequantize()``) instead of the stored ones.\n\n"
+           "    dequantize: convert the float32 values of ``dequantize()`` instead of the stored ones,\n"
+           "        so the result is float32.\n\n"
            "Raises:\n    ValueError: unknown layout, or a parameter fed at run time.")
       .def("layout_for",
            [](const PyParam& p, std::string_view layout) -> nb::object {
@@ -202,13 +206,14 @@ void init_layers(nb::module_& m, ModelClass& model) {
   model
       .def("layers",
            [](const PyModel& self, nb::handle op, std::optional<std::string> name, std::optional<int> index,
-              std::optional<int> subgraph, bool exact) {
-             return find_layers(self.get(), make_query(op, name, index, subgraph, exact));
+              std::optional<int> subgraph, bool exact, bool first) {
+             return find_layers(self.get(), make_query(op, name, index, subgraph, exact, first));
            },
            nb::arg("op") = nb::none(), nb::arg("name") = nb::none(), nb::arg("index") = nb::none(),
-           nb::arg("subgraph") = nb::none(), nb::arg("exact") = false,
+           nb::arg("subgraph") = nb::none(), nb::arg("exact") = false, nb::arg("first") = false,
            nb::sig("def layers(self, op: str | collections.abc.Sequence[str] | None = None, name: str | None = None, "
-                   "index: int | None = None, subgraph: int | None = None, exact: bool = False) -> list[Layer]"),
+                   "index: int | None = None, subgraph: int | None = None, exact: bool = False, "
+                   "first: bool = False) -> list[Layer]"),
            "The layers matching a selection (all of them by default), in subgraph then operator order.\n\n"
            "Args:\n"
            "    op: op name(s) (\"CONV_2D\", case-insensitive) or custom code(s).\n"
@@ -216,7 +221,8 @@ void init_layers(nb::module_& m, ModelClass& model) {
            "        name, its fused parts and its parameters' tensor names.\n"
            "    index: operator index (within ``subgraph``, default 0).\n"
            "    subgraph: only this subgraph.\n"
-           "    exact: ``name`` must equal one of those names exactly.\n\n"
+           "    exact: ``name`` must equal one of those names exactly.\n"
+           "    first: only the first match (at most one layer, like ``--first``).\n\n"
            "Returns an empty list when nothing matches.\n\n"
            "Raises:\n    IndexError: ``index`` or ``subgraph`` does not exist.")
       .def("layer",

@@ -1,6 +1,7 @@
 // What a model says about itself: decoded TFLITE_METADATA and CONVERSION_METADATA entries, the
 // min_runtime_version entry, and the associated files appended to the model as a ZIP archive.
 // Strings from the file go through py_str (invalid UTF-8 is replaced, never raised).
+#include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -135,6 +136,8 @@ void init_metadata(nb::module_& m, ModelClass& model) {
       .def_ro("compression", &AssociatedFile::compression, "ZIP method: 0 stored, 8 deflate.")
       .LITELENS_STR(AssociatedFile, compression_name, "\"stored\", \"deflate\" or \"method N\".")
       .def_ro("crc32", &AssociatedFile::crc32, "CRC-32 recorded by the archive.")
+      .def_ro("header_offset", &AssociatedFile::header_offset,
+              "Absolute file offset of the member's local header (``offset`` is where its data starts).")
       .def_prop_ro("is_supported", &AssociatedFile::is_supported, "True when the member can be read (stored or deflate).")
       .def("__repr__", [](const AssociatedFile& f) {
         return "<litelens.AssociatedFile '" + f.name + "' " + std::to_string(f.size) + " bytes>";
@@ -171,7 +174,23 @@ void init_metadata(nb::module_& m, ModelClass& model) {
            },
            nb::arg("name"),
            "The bytes of an associated file, decompressed and CRC-checked.\n\n"
-           "Raises:\n    KeyError: no member has that name.\n    Error: the member is corrupt.");
+           "Raises:\n    KeyError: no member has that name.\n    Error: the member is corrupt.")
+      .def("extract_associated_files",
+           [](const PyModel& self, const std::filesystem::path& dir) {
+             const ModelPtr& mp = self.get();
+             nb::gil_scoped_release release;
+             return extract_associated_files(*mp, dir);
+           },
+           nb::arg("dir"),
+           nb::sig("def extract_associated_files(self, dir: str | os.PathLike[str]) -> list[pathlib.Path]"),
+           "Writes every associated file under ``dir`` (created if needed), like\n"
+           "``litelens files MODEL --extract DIR``.\n\n"
+           "Every member is decoded and CRC-checked before any final name appears, and each file is\n"
+           "written atomically, so a broken archive leaves no new files behind.\n\n"
+           "Returns:\n    The paths written, in archive order (empty when the model has no archive).\n\n"
+           "Raises:\n"
+           "    Error: the archive is broken or a member is corrupt (kind \"invalid_metadata\"), or a\n"
+           "        file cannot be written (kind \"output\").");
 }
 
 }  // namespace litelens::py

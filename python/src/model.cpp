@@ -101,6 +101,23 @@ std::vector<PyOperator> operator_list(const ModelPtr& m, int subgraph) {
   return out;
 }
 
+// Tensor.external_data: a copy of the C++ ExternalData, whose strings view the model's bytes
+// (a Python object must not dangle once the model is gone).
+struct PyExternalData {
+  std::uint32_t id = 0;
+  std::uint32_t group = 0;
+  std::string group_name;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  std::string packing;
+};
+
+std::optional<PyExternalData> external_data_of(const PyTensor& t) {
+  const auto e = t.view().external_data();
+  if (!e) return std::nullopt;
+  return PyExternalData{e->id, e->group, std::string(e->group_name), e->offset, e->length, std::string(e->packing)};
+}
+
 std::string tensor_repr(const PyTensor& t) {
   const Tensor v = t.view();
   std::string shape;
@@ -183,6 +200,36 @@ ModelClass init_model(nb::module_& m) {
         return "<litelens.Signature '" + s.key + "' subgraph " + std::to_string(s.subgraph) + ">";
       });
 
+  // ---- ExternalData ---------------------------------------------------------------------------
+  nb::class_<PyExternalData>(m, "ExternalData",
+                             "Where a tensor's values are when they live in an external file (schema 3d\n"
+                             "ExternalBuffer in an ExternalBufferGroup). litelens never opens that file: how a\n"
+                             "group name becomes a file is up to the application that wrote the model.")
+      .def_ro("id", &PyExternalData::id, "The ExternalBuffer id (what the tensor's external_buffer field names).")
+      .def_ro("group", &PyExternalData::group, "Index of the ExternalBufferGroup.")
+      .def_prop_ro("group_name", [](const PyExternalData& e) { return py_str(e.group_name); },
+                   "The group's name: a file name or URI, as written.")
+      .def_ro("offset", &PyExternalData::offset, "Byte offset of the values inside that file.")
+      .def_ro("length", &PyExternalData::length, "Byte length of the values.")
+      .def_prop_ro("packing", [](const PyExternalData& e) { return py_str(e.packing); },
+                   "Free-form packing note, as written (\"\" when absent).")
+      // is_operator: comparing with another type gives NotImplemented (so False), not a TypeError.
+      .def(
+          "__eq__",
+          [](const PyExternalData& a, const PyExternalData& b) {
+            return a.id == b.id && a.group == b.group && a.group_name == b.group_name && a.offset == b.offset &&
+                   a.length == b.length && a.packing == b.packing;
+          },
+          nb::is_operator())
+      .def("__hash__",
+           [](const PyExternalData& e) {
+             return nb::hash(nb::make_tuple(e.id, e.group, py_str(e.group_name), e.offset, e.length, py_str(e.packing)));
+           })
+      .def("__repr__", [](const PyExternalData& e) {
+        return "<litelens.ExternalData id=" + std::to_string(e.id) + " '" + e.group_name + "' offset=" +
+               std::to_string(e.offset) + " length=" + std::to_string(e.length) + ">";
+      });
+
   // ---- Tensor ---------------------------------------------------------------------------------
   nb::class_<PyTensor>(m, "Tensor",
                        "A tensor of a subgraph. It keeps its model's data alive.\n\n"
@@ -201,6 +248,10 @@ ModelClass init_model(nb::module_& m) {
                    "\"int8\", \"int4\", \"bfloat16\", ... (\"unknown(N)\" for codes this build does not know).")
       .def_prop_ro("buffer", [](const PyTensor& t) { return t.view().buffer(); }, "Index of the tensor's buffer.")
       .def_prop_ro("is_variable", [](const PyTensor& t) { return t.view().is_variable(); }, "True for a variable tensor.")
+      .def_prop_ro("external_data", &external_data_of,
+                   "Where the values are when they live in an external file (an :class:`ExternalData`\n"
+                   "with id, group, group_name, offset, length and packing), or None. Such a tensor\n"
+                   "has no data in this file: ``numpy()`` raises ValueError.")
       .def_prop_ro("is_constant", [](const PyTensor& t) { return t.view().is_constant(); },
                    "True when the file holds values for this tensor.")
       .def_prop_ro("is_sparse", [](const PyTensor& t) { return t.view().is_sparse(); },
@@ -230,15 +281,17 @@ ModelClass init_model(nb::module_& m) {
       .def("dequantize",
            [](const PyTensor& t) { return decode_to_numpy(t.model, t.view(), DecodeMode::dequantized); },
            nb::sig("def dequantize(self) -> " LITELENS_NDARRAY),
-           "float32 values: float16/bfloat16/float8 widened, quantized integers dequantized\n"
-           "(per tensor, per axis or blockwise). Unquantized integers come back as stored.")
+           "The values as float32: float16/bfloat16/float8/float64 converted, quantized integers\n"
+           "dequantized (per tensor, per axis or blockwise), and unquantized integers and booleans\n"
+           "converted to float32 too (complex values, which have no float32 form, stay as stored).")
       .def("values",
            [](const PyTensor& t, std::string_view mode) {
              return decode_to_numpy(t.model, t.view(), decode_mode_from_name(mode));
            },
            nb::arg("mode") = "stored", nb::sig("def values(self, mode: str = 'stored') -> " LITELENS_NDARRAY),
            "The values decoded as far as ``mode`` says: \"stored\" (= ``numpy()``), \"widened\"\n"
-           "(float16/bfloat16/float8 widened to float32) or \"dequantized\" (= ``dequantize()``).")
+           "(float16/bfloat16/float8 widened to float32) or \"dequantized\" (float32 for every\n"
+           "numeric dtype, = ``dequantize()``).")
       .def("raw", [](const PyTensor& t) { return bytes_view(t.model, t.view().data()); },
            nb::sig("def raw(self) -> " LITELENS_U8),
            "The stored bytes as a read-only uint8 array (zero-copy): packed and compressed exactly\n"

@@ -133,6 +133,26 @@ def test_layer_selection():
             m.layers(op=[1, 2])  # type: ignore[list-item]
 
 
+def test_dequantize_is_float32_for_unquantized_integers():
+    """dequantize() is float32 for every numeric dtype: integer PAD paddings and RESHAPE shapes
+    (not quantized) come back converted, with the same values."""
+    cases = [(SHORT, "PAD", "paddings", [[0, 0], [0, 0], [0, 0], [0, 4]]),
+             (SPARSE, "RESHAPE", "shape", [1, -1, 1])]
+    for path, op, role, want in cases:
+        with litelens.open(path) as m:
+            p = m.layers(op=op)[0].params[role]
+            assert (p.dtype, p.quantization, p.is_runtime) == ("int32", None, False)
+            stored = p.numpy()
+            assert stored.dtype == np.int32 and stored.tolist() == want
+            for got in (p.dequantize(), p.values("dequantized"), p.to_layout("tflite", dequantize=True),
+                        m.tensors()[p.stored_tensor].dequantize(),
+                        m.tensors()[p.stored_tensor].values("dequantized")):
+                assert got.dtype == np.float32, (op, got.dtype)
+                assert got.shape == stored.shape and got.tolist() == want
+            # "widened" only widens narrow floats: integers stay as stored
+            assert p.values("widened").dtype == np.int32
+
+
 # ------------------------------------------------------------------ zero-copy and lifetime
 
 
@@ -190,6 +210,40 @@ def test_arrays_outlive_the_model():
     np.testing.assert_array_equal(layer_params["filter"].numpy(), expected_view)
     del view, fresh, layer_params, file
     gc.collect()
+
+
+def _maps_of(path: str) -> list[str]:
+    """Lines of /proc/self/maps that map `path`."""
+    real = os.path.realpath(path)
+    with open("/proc/self/maps") as f:
+        return [line for line in f if line.rstrip("\n").endswith(real)]
+
+
+def test_array_alone_keeps_the_mapping(tmp_path):
+    """An array from param.numpy() is all that is left of a model: it stays valid and readable,
+    and the file's mapping goes away only when the array does."""
+    # a private copy, so no other test's model maps the same file
+    path = str(tmp_path / "alone.tflite")
+    pathlib.Path(path).write_bytes(pathlib.Path(RECROP).read_bytes())
+    assert not _maps_of(path)
+    m = litelens.open(path)
+    layers = m.layers(op="CONV_2D")
+    params = layers[0].params
+    p = float32_param(m)
+    a = p.numpy()
+    want = pathlib.Path(path).read_bytes()[m.tensors()[p.stored_tensor].data_offset:][: a.nbytes]
+    assert not a.flags.owndata and a.base is not None  # a view, not a copy
+    assert _maps_of(path)
+    ref = weakref.ref(m)
+    del m, layers, params, p
+    gc.collect()
+    assert ref() is None
+    assert _maps_of(path), "the mapping went away while an array still views it"
+    assert a.tobytes() == want           # still readable, same bytes
+    assert float(np.abs(a).sum()) > 0
+    del a
+    gc.collect()
+    assert not _maps_of(path), "the mapping outlived the last array"
 
 
 def test_closed_model_arrays_stay_valid():
@@ -269,6 +323,26 @@ def test_conv2d_params_on_real_models():
         litelens.conv2d_params(SHORT, "conv2d_99x")
 
 
+def test_conv2d_params_keyword_path():
+    """The first argument is called ``path``; it takes str, os.PathLike, bytes and a Model."""
+    import inspect
+
+    assert list(inspect.signature(litelens.conv2d_params).parameters) == ["path", "layer_name"]
+    w, b = litelens.conv2d_params(path=SHORT)
+    assert w.shape == (24, 5, 5, 3) and w.dtype == np.float32 and b.shape == (24,)
+    for source in (pathlib.Path(SHORT), pathlib.Path(SHORT).read_bytes()):
+        w2, b2 = litelens.conv2d_params(path=source, layer_name=None)
+        np.testing.assert_array_equal(w2, w)
+        np.testing.assert_array_equal(b2, b)
+    with litelens.open(SHORT) as m:
+        name = m.layers(op="CONV_2D")[1].name
+        w3, _ = litelens.conv2d_params(path=m, layer_name=name)
+        np.testing.assert_array_equal(w3, m.layers(op="CONV_2D")[1].params["filter"].consumed())
+        assert not m.closed  # a Model passed in is not closed
+    with pytest.raises(TypeError):
+        litelens.conv2d_params(model=SHORT)  # type: ignore[call-arg]  # the old name is gone
+
+
 # ------------------------------------------------------------------ exports
 
 
@@ -306,15 +380,97 @@ def test_export_safetensors_and_json():
         assert b"#" in m.export_bytes("c", index=first.index)
 
 
+def _tree(path: pathlib.Path) -> dict[str, bytes]:
+    """relative path -> bytes of every file under a folder (or of the file itself)."""
+    if path.is_file():
+        return {path.name: path.read_bytes()}
+    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def _cli_args(selection: dict) -> list[str]:
+    """`litelens extract` options for keyword arguments of extract()."""
+    args: list[str] = []
+    for key, value in selection.items():
+        if key == "op":
+            for op in [value] if isinstance(value, str) else value:
+                args += ["--op", op]
+        elif key in ("name", "index", "subgraph", "layout", "format"):
+            args += [f"--{key}", str(value)]
+        elif key in ("exact", "first", "dequantize", "all_ops"):
+            if value:
+                args.append("--" + key.replace("_", "-"))
+        else:
+            raise AssertionError(key)
+    return args
+
+
+EXPORT_FORMATS = {"npz": "out.npz", "npy": "out", "safetensors": "out.safetensors", "json": "out.json",
+                  "c": "out.h"}
+
+
+def _selections(m: litelens.Model) -> list[dict]:
+    """Selections and options of `litelens extract` to mirror, for one model."""
+    convs = m.layers(op="CONV_2D")
+    assert len(convs) >= 2
+    named = convs[1].name_parts[0]
+    return [
+        {"op": "CONV_2D"},
+        {"op": "CONV_2D", "dequantize": True, "layout": "keras"},
+        {"op": ["CONV_2D", "DEPTHWISE_CONV_2D"], "layout": "torch", "first": True},
+        {"name": named, "exact": True, "dequantize": True, "layout": "torch"},
+        {"index": convs[-1].index, "subgraph": 0, "layout": "keras"},
+        {"op": "CONV_2D", "name": "*", "first": True, "dequantize": True},
+        {"all_ops": True, "op": ["DEQUANTIZE", "DENSIFY", "CONV_2D"], "first": True},
+    ]
+
+
+def _extract_models() -> list[str]:
+    int8 = os.path.join(CACHE, "fixtures", "convnet_int8.tflite")
+    assert os.path.isfile(int8), f"{int8} missing: run make fixtures (make test does)"
+    return [SHORT, SPARSE, int8]
+
+
 def test_extract_equals_cli(tmp_path):
-    """model.extract() and `litelens extract` write the same file."""
-    ours = tmp_path / "ours.npz"
-    report = litelens.extract(SHORT, ours, op="CONV_2D", layout="keras")
-    assert report.arrays == 42 and report.bytes > 0 and ours.stat().st_size > report.bytes
-    cli_out = tmp_path / "cli.npz"
-    subprocess.run([cli(), "extract", SHORT, "--op", "CONV_2D", "--layout", "keras", "-o", str(cli_out)],
-                   check=True, capture_output=True)
-    assert ours.read_bytes() == cli_out.read_bytes()
+    """litelens.extract(), Model.extract() and Model.export_bytes() write what `litelens extract`
+    writes, byte for byte, for every format and each selection and option of the CLI."""
+    checked = 0
+    for path in _extract_models():
+        with litelens.open(path) as m:
+            selections = _selections(m)
+            for fmt, out_name in EXPORT_FORMATS.items():
+                for i, sel in enumerate(selections):
+                    where = f"{os.path.basename(path)} {fmt} {sel}"
+                    case = tmp_path / f"{checked}"
+                    ours, via_model, theirs = case / "py", case / "model", case / "cli"
+                    for d in (ours, via_model, theirs):
+                        d.mkdir(parents=True)
+                    # the format from the extension, or given explicitly (npy: always)
+                    fmt_kw = {"format": fmt} if fmt == "npy" or i % 2 else {}
+                    r1 = litelens.extract(path, ours / out_name, **sel, **fmt_kw)
+                    r2 = m.extract(via_model / out_name, **sel, **fmt_kw)
+                    p = subprocess.run([cli(), "extract", path, "-o", str(theirs / out_name)]
+                                       + _cli_args({**sel, **fmt_kw}), capture_output=True, text=True)
+                    assert p.returncode == 0, f"{where}: {p.stderr}"
+                    want = _tree(theirs / out_name)
+                    assert want, where
+                    assert _tree(ours / out_name) == want, where
+                    assert _tree(via_model / out_name) == want, where
+                    assert f"wrote {r1.arrays} arrays ({r1.bytes} bytes of values)" in p.stdout, where
+                    assert (r2.arrays, r2.bytes) == (r1.arrays, r1.bytes), where
+                    if sel.get("first"):
+                        assert len(m.layers(**{k: v for k, v in sel.items() if k in
+                                               ("op", "name", "exact", "index", "subgraph", "first")})) == 1
+                    if fmt != "npy":
+                        blob = m.export_bytes(fmt, **{k: v for k, v in sel.items()})
+                        assert blob == want[out_name], where
+                    checked += 1
+    assert checked == 3 * len(EXPORT_FORMATS) * 7
+    # --first really narrows: without it the same selection exports more arrays
+    with litelens.open(SHORT) as m:
+        everything = m.export_bytes("npz", op=["CONV_2D", "DEPTHWISE_CONV_2D"])
+        one = m.export_bytes("npz", op=["CONV_2D", "DEPTHWISE_CONV_2D"], first=True)
+        assert len(np.load(io.BytesIO(one)).files) == 3  # filter, bias, manifest.json
+        assert len(np.load(io.BytesIO(everything)).files) > 3
     folder = tmp_path / "npy"
     with litelens.open(SHORT) as m:
         r = m.extract(folder, op="CONV_2D", format="npy")
