@@ -196,6 +196,18 @@ std::string Layer::key() const { return fmt::format("sg{}.op{}.{}", subgraph, in
 const Param* Layer::param(std::string_view role) const {
   for (const auto& p : params)
     if (p.role == role) return &p;
+  // The generic name of a position stays valid after its op gets a role table, so keys of older
+  // exports ("ADD/input_1", now "ADD/y") still find their parameter.
+  constexpr std::string_view generic = "input_";
+  if (role.substr(0, generic.size()) != generic || role.size() == generic.size() || role.size() > generic.size() + 9)
+    return nullptr;
+  int position = 0;
+  for (const char c : role.substr(generic.size())) {
+    if (c < '0' || c > '9') return nullptr;
+    position = position * 10 + (c - '0');
+  }
+  for (const auto& p : params)
+    if (p.input_index == position) return &p;
   return nullptr;
 }
 

@@ -46,7 +46,8 @@ struct Layer {
 
   /// Stable key used by exports: "sg<subgraph>.op<index>.<op>", e.g. "sg0.op12.CONV_2D".
   std::string key() const;
-  /// The parameter with this role, or nullptr.
+  /// The parameter with this role, or nullptr. The generic name `input_<position>` is an alias
+  /// of the role at that position (keys of exports made before an op had a role table).
   const Param* param(std::string_view role) const;
 };
 

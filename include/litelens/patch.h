@@ -27,7 +27,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -197,15 +196,5 @@ std::vector<NamedArray> read_array_file(const std::filesystem::path& path, std::
 /// without a manifest entry use their key as a selector. Throws PatchError.
 std::vector<ValueUpdate> updates_from_export(const Model& model, const std::filesystem::path& file,
                                              const std::filesystem::path& manifest_file = {});
-
-namespace detail {
-
-/// TEST ONLY (no use in a program). Calls `hook` with patch_model()'s temporary output file once it
-/// is written and before it is re-opened and compared, so that a test can damage it and check that
-/// the patch then fails, leaves the target as it was and removes the temporary. Not thread-safe;
-/// an empty function removes the hook.
-void set_patch_output_hook_for_testing(std::function<void(const std::filesystem::path& temp)> hook);
-
-}  // namespace detail
 
 }  // namespace litelens

@@ -528,7 +528,7 @@ class Model:
         Up to ``limit`` layer names closest to ``name`` (for "did you mean" messages).
         """
 
-    def extract(self, output: str | os.PathLike[str], op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, first: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> ExportReport:
+    def extract(self, output: str | os.PathLike[str], op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False, first: bool = False) -> ExportReport:
         """
         Writes the selected layers' parameters to a file, like ``litelens extract``.
 
@@ -554,7 +554,7 @@ class Model:
             ValueError: unknown format or layout.
         """
 
-    def export_bytes(self, format: str = 'npz', op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, first: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes:
+    def export_bytes(self, format: str = 'npz', op: str | Sequence[str] | None = None, name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False, first: bool = False) -> bytes:
         """
         The same export as ``extract()``, returned as bytes instead of written to a file.
 

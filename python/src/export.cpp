@@ -72,8 +72,8 @@ void init_export(nb::module_& m, ModelClass& model) {
       .def(
           "extract",
           [](const PyModel& self, const std::filesystem::path& output, nb::handle op, std::optional<std::string> name,
-             std::optional<int> index, std::optional<int> subgraph, bool exact, bool first,
-             std::optional<std::string> format, bool dequantize, std::string_view layout, bool all_ops) {
+             std::optional<int> index, std::optional<int> subgraph, bool exact, std::optional<std::string> format,
+             bool dequantize, std::string_view layout, bool all_ops, bool first) {
             const ModelPtr& mp = self.get();
             ExportFormat fmt;
             try {
@@ -87,13 +87,14 @@ void init_export(nb::module_& m, ModelClass& model) {
             return export_arrays(*mp, items, output, options);
           },
           nb::arg("output"), nb::arg("op") = nb::none(), nb::arg("name") = nb::none(), nb::arg("index") = nb::none(),
-          nb::arg("subgraph") = nb::none(), nb::arg("exact") = false, nb::arg("first") = false,
-          nb::arg("format") = nb::none(),
+          // `first` came last, after 0.1.0's arguments, so positional calls keep their meaning.
+          nb::arg("subgraph") = nb::none(), nb::arg("exact") = false, nb::arg("format") = nb::none(),
           nb::arg("dequantize") = false, nb::arg("layout") = "tflite", nb::arg("all_ops") = false,
+          nb::arg("first") = false,
           nb::sig("def extract(self, output: str | os.PathLike[str], op: str | collections.abc.Sequence[str] | None = None, "
                   "name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, "
-                  "first: bool = False, format: str | None = None, dequantize: bool = False, layout: str = 'tflite', "
-                  "all_ops: bool = False) -> ExportReport"),
+                  "format: str | None = None, dequantize: bool = False, layout: str = 'tflite', "
+                  "all_ops: bool = False, first: bool = False) -> ExportReport"),
           (std::string("Writes the selected layers' parameters to a file, like ``litelens extract``.\n\n"
                        "Each array's key is \"<layer key>/<role>\" (\"sg0.op3.CONV_2D/filter\"); every export\n"
                        "carries a manifest describing each key. The file is written atomically.\n\n"
@@ -112,8 +113,8 @@ void init_export(nb::module_& m, ModelClass& model) {
       .def(
           "export_bytes",
           [](const PyModel& self, std::string_view format, nb::handle op, std::optional<std::string> name,
-             std::optional<int> index, std::optional<int> subgraph, bool exact, bool first, bool dequantize,
-             std::string_view layout, bool all_ops) {
+             std::optional<int> index, std::optional<int> subgraph, bool exact, bool dequantize,
+             std::string_view layout, bool all_ops, bool first) {
             const ModelPtr& mp = self.get();
             const ExportOptions options = make_options(format_from_name(format), dequantize, layout);
             if (options.format == ExportFormat::npy_dir)
@@ -128,10 +129,11 @@ void init_export(nb::module_& m, ModelClass& model) {
           },
           nb::arg("format") = "npz", nb::arg("op") = nb::none(), nb::arg("name") = nb::none(),
           nb::arg("index") = nb::none(), nb::arg("subgraph") = nb::none(), nb::arg("exact") = false,
-          nb::arg("first") = false, nb::arg("dequantize") = false, nb::arg("layout") = "tflite", nb::arg("all_ops") = false,
+          nb::arg("dequantize") = false, nb::arg("layout") = "tflite", nb::arg("all_ops") = false,
+          nb::arg("first") = false,
           nb::sig("def export_bytes(self, format: str = 'npz', op: str | collections.abc.Sequence[str] | None = None, "
                   "name: str | None = None, index: int | None = None, subgraph: int | None = None, exact: bool = False, "
-                  "first: bool = False, dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False) -> bytes"),
+                  "dequantize: bool = False, layout: str = 'tflite', all_ops: bool = False, first: bool = False) -> bytes"),
           (std::string("The same export as ``extract()``, returned as bytes instead of written to a file.\n\n"
                        "Args:\n"
                        "    format: \"npz\", \"safetensors\", \"json\" or \"c\".\n") +

@@ -72,6 +72,13 @@ TEST(layer_test, groups_a_conv_with_roles_layout_and_options) {
   EXPECT_TRUE(filter->via.empty());
   EXPECT_EQ(filter->layout, "OHWI");
   EXPECT_EQ(l.param("bias")->layout, "O");
+  // Generic position names stay aliases of the roles (older export keys).
+  EXPECT_EQ(l.param("input_1"), filter);
+  EXPECT_EQ(l.param("input_2"), l.param("bias"));
+  EXPECT_EQ(l.param("input_3"), nullptr);
+  EXPECT_EQ(l.param("input_"), nullptr);
+  EXPECT_EQ(l.param("input_1x"), nullptr);
+  EXPECT_EQ(l.param("input_99999999999"), nullptr);
   const Array values = param_values(m, l, *filter, DecodeMode::stored);
   EXPECT_TRUE(values.is_borrowed());  // float32 constants are views of the file
   EXPECT_EQ(values.shape(), (std::vector<std::int64_t>{4, 3, 3, 3}));

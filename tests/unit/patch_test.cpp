@@ -22,6 +22,7 @@
 #include "litelens/metadata.h"
 #include "litelens/patch.h"
 #include "model_builder.h"
+#include "patch_internal.h"
 #include "test_arrays.h"
 
 namespace {
