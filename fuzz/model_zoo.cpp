@@ -71,24 +71,6 @@ std::vector<std::byte> tiny_zip() {
   return out;
 }
 
-std::unique_ptr<meta::AssociatedFileT> file_ref(std::string name, meta::AssociatedFileType type, std::string locale = "",
-                                                std::string version = "", std::string description = "") {
-  auto f = std::make_unique<meta::AssociatedFileT>();
-  f->name = std::move(name);
-  f->type = type;
-  f->locale = std::move(locale);
-  f->version = std::move(version);
-  f->description = std::move(description);
-  return f;
-}
-
-template <class T>
-std::unique_ptr<meta::ProcessUnitT> unit(T&& options) {
-  auto u = std::make_unique<meta::ProcessUnitT>();
-  u->options.Set(std::forward<T>(options));
-  return u;
-}
-
 }  // namespace
 
 void put16(std::vector<std::uint8_t>& v, std::uint64_t x) {

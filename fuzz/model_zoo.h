@@ -5,8 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metadata_generated.h"
@@ -68,6 +70,27 @@ std::vector<std::byte> finish_with_outside_custom_options(ModelBuilder& b, int s
 tflite_metadata::ModelMetadataT sample_model_metadata();
 /// `m` packed as an "M001" FlatBuffer.
 std::vector<std::uint8_t> pack_model_metadata(const tflite_metadata::ModelMetadataT& m);
+
+/// An AssociatedFile entry of a metadata buffer.
+inline std::unique_ptr<tflite_metadata::AssociatedFileT> file_ref(std::string name, tflite_metadata::AssociatedFileType type,
+                                                                std::string locale = "", std::string version = "",
+                                                                std::string description = "") {
+  auto f = std::make_unique<tflite_metadata::AssociatedFileT>();
+  f->name = std::move(name);
+  f->type = type;
+  f->locale = std::move(locale);
+  f->version = std::move(version);
+  f->description = std::move(description);
+  return f;
+}
+
+/// A ProcessUnit holding `options` (NormalizationOptions, a tokenizer's options, ...).
+template <class T>
+std::unique_ptr<tflite_metadata::ProcessUnitT> unit(T&& options) {
+  auto u = std::make_unique<tflite_metadata::ProcessUnitT>();
+  u->options.Set(std::forward<T>(options));
+  return u;
+}
 /// A CONVERSION_METADATA buffer: TF 2.16.1, API 2, KERAS_MODEL, hash 0x0123456789abcdef,
 /// modes [PTQ_FULL_INTEGER, 4242 (unknown)], allow_custom_ops, force_select_tf_ops, blocks [[4,1]].
 std::vector<std::uint8_t> sample_conversion_metadata();

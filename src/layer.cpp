@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
-#include <numeric>
 #include <unordered_set>
 
+#include "edit_distance.h"
 #include "layer_roles.h"
 #include "tflite_generated.h"
 
@@ -151,19 +151,6 @@ std::size_t substring_distance(std::string_view pattern, std::string_view text) 
   return *std::min_element(prev.begin(), prev.end());
 }
 
-// Plain edit distance (insertions, deletions, substitutions), for op names: CONV2D -> CONV_2D is 1.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  std::iota(prev.begin(), prev.end(), std::size_t{0});
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 // "sg0.op3.ADD (model/add)": how the messages name a layer without building it.
 std::string layer_label(const Subgraph& sg, int index) {
   const Operator op = sg.op(index);
@@ -285,7 +272,7 @@ std::string no_match_message(const Model& model, const LayerQuery& query) {
       std::vector<std::pair<std::size_t, std::string>> scored;
       for (const auto& n : names) {
         std::size_t best = std::string::npos;
-        for (const auto& wanted : query.ops) best = std::min(best, edit_distance(lower(wanted), lower(n)));
+        for (const auto& wanted : query.ops) best = std::min(best, detail::edit_distance(lower(wanted), lower(n)));
         scored.emplace_back(best, n);
       }
       std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

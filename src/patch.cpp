@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "litelens/decode.h"
+#include "edit_distance.h"
 #include "patch_internal.h"
 
 namespace litelens {
@@ -47,21 +48,9 @@ std::string tensor_label(const Model& model, int sg, int t) {
 std::string shape_text(std::span<const std::int64_t> s) { return fmt::format("[{}]", fmt::join(s, ",")); }
 std::string shape_text(std::span<const std::int32_t> s) { return fmt::format("[{}]", fmt::join(s, ",")); }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 std::vector<std::string> closest(std::string_view wanted, const std::vector<std::string>& names, std::size_t limit) {
   std::vector<std::pair<std::size_t, const std::string*>> scored;
-  for (const auto& n : names) scored.emplace_back(edit_distance(wanted.substr(0, 200), std::string_view(n).substr(0, 200)), &n);
+  for (const auto& n : names) scored.emplace_back(detail::edit_distance(wanted, n), &n);
   std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<std::string> out;
   for (const auto& [d, n] : scored) {

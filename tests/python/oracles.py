@@ -804,6 +804,27 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
+def metadata_entries(path: str) -> dict[str, bytes]:
+    """name -> bytes of each Model.metadata entry (the first of a repeated name), read with the
+    ``tflite`` package: inline buffer data, or the offset/size of data outside the flatbuffer."""
+    import tflite
+
+    data = file_bytes(path)
+    model = tflite.Model.GetRootAsModel(data, 0)
+    out: dict[str, bytes] = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buf = model.Buffers(entry.Buffer())
+        if buf.DataLength():
+            raw = buf.DataAsNumpy().tobytes()
+        elif buf.Offset() > 1:
+            raw = bytes(data[buf.Offset(): buf.Offset() + buf.Size()])
+        else:
+            raw = b""
+        out.setdefault(entry.Name().decode(), raw)
+    return out
+
+
 # ---- cached per path: the suites ask for the same model's dumps from many tests ------------------
 
 @functools.lru_cache(maxsize=None)

@@ -27,6 +27,7 @@ import pytest
 
 from locations import HERE, REPO, CACHE, MODEL_DIR, MODELS, CLI, FIXTURE_DIR  # noqa: E402
 import cli_runner  # noqa: E402
+import oracles  # noqa: E402
 
 # The three smallest models carry the appended-archive checks (the archive code does not care
 # what the model holds).
@@ -48,33 +49,13 @@ def _json(*args: str) -> dict:
     return json.loads(_cli(*args).stdout)
 
 
-def _metadata_entries(path: str) -> dict[str, bytes]:
-    """name -> bytes of each Model.metadata entry, read with the `tflite` package."""
-    import tflite
-
-    data = open(path, "rb").read()
-    model = tflite.Model.GetRootAsModel(data, 0)
-    out = {}
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        buf = model.Buffers(entry.Buffer())
-        if buf.DataLength():
-            raw = buf.DataAsNumpy().tobytes()
-        elif buf.Offset() > 1:
-            raw = data[buf.Offset(): buf.Offset() + buf.Size()]
-        else:
-            raw = b""
-        out.setdefault(entry.Name().decode(), raw)
-    return out
-
-
 def test_model_cache_not_empty():
     assert MODELS, f"no .tflite models in {MODEL_DIR}: run scripts/fetch-models.sh (or set LITELENS_CACHE)"
 
 
 @pytest.mark.parametrize("model", MODELS, ids=_ids(MODELS))
 def test_real_model_metadata_matches_tflite_package(model):
-    entries = _metadata_entries(model)
+    entries = oracles.metadata_entries(model)
     meta = _json("info", model, "--json")["model_metadata"]
     assert meta["errors"] == []
     if "min_runtime_version" in entries:

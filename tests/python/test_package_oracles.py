@@ -195,27 +195,6 @@ def test_tables_match_oracles(path, request):
         assert sorted(model.metadata) == sorted({m["name"] for m in oracles.tflite_pkg_cached(path)["metadata"]})
 
 
-def _metadata_entries(path: str) -> dict[str, bytes]:
-    """name -> bytes of each Model.metadata entry (the first of a repeated name), read with the
-    ``tflite`` package: inline buffer data, or the offset/size of data outside the flatbuffer."""
-    import tflite
-
-    data = oracles.file_bytes(path)
-    model = tflite.Model.GetRootAsModel(data, 0)
-    out: dict[str, bytes] = {}
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        buf = model.Buffers(entry.Buffer())
-        if buf.DataLength():
-            raw = buf.DataAsNumpy().tobytes()
-        elif buf.Offset() > 1:
-            raw = bytes(data[buf.Offset(): buf.Offset() + buf.Size()])
-        else:
-            raw = b""
-        out.setdefault(entry.Name().decode(), raw)
-    return out
-
-
 @pytest.mark.parametrize("path", TABLE_MODELS, ids=TABLE_IDS)
 def test_signatures_and_metadata_match_oracles(path, request):
     """model.signatures against the tflite package's SignatureDefs and the interpreter's
@@ -246,7 +225,7 @@ def test_signatures_and_metadata_match_oracles(path, request):
             assert {n: int(d["index"]) for n, d in runner.get_output_details().items()} == s.outputs, s.key
             for name, index in s.inputs.items():  # the tensor the signature names is that tensor
                 assert model.tensors(s.subgraph)[index].name == runner.get_input_details()[name]["name"]
-        entries = _metadata_entries(path)
+        entries = oracles.metadata_entries(path)
         assert model.metadata == entries
         for name, raw in model.metadata.items():
             assert isinstance(raw, bytes) and raw == entries[name], name

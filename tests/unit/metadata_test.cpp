@@ -46,10 +46,12 @@ std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const 
 // The ZIP writer (with its own bitwise CRC-32, independent of zlib) and the sample metadata are
 // shared with the corruption matrix: fuzz/model_zoo.h; the broken cases: metadata_cases.h.
 using litelens::hardening::deflate_block_entry;
+using litelens::hardening::file_ref;
 using litelens::hardening::deflated_animals;
 using litelens::hardening::get32;
 using litelens::hardening::make_zip;
 using litelens::hardening::model_with_zip;
+using litelens::hardening::unit;
 using litelens::hardening::set16;
 using litelens::hardening::set32;
 using litelens::hardening::set64;
@@ -113,24 +115,6 @@ std::vector<std::string> listing(const fs::path& dir) {
 }
 
 // ---- metadata buffers ---------------------------------------------------------------------------
-
-std::unique_ptr<meta::AssociatedFileT> file_ref(std::string name, meta::AssociatedFileType type, std::string locale = "",
-                                                std::string version = "", std::string description = "") {
-  auto f = std::make_unique<meta::AssociatedFileT>();
-  f->name = std::move(name);
-  f->type = type;
-  f->locale = std::move(locale);
-  f->version = std::move(version);
-  f->description = std::move(description);
-  return f;
-}
-
-template <class T>
-std::unique_ptr<meta::ProcessUnitT> unit(T&& options) {
-  auto u = std::make_unique<meta::ProcessUnitT>();
-  u->options.Set(std::forward<T>(options));
-  return u;
-}
 
 std::vector<std::uint8_t> pack(const meta::ModelMetadataT& m) { return litelens::hardening::pack_model_metadata(m); }
 

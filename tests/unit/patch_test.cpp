@@ -896,24 +896,27 @@ TEST(patch_test, writes_atomically_and_never_over_the_input_without_in_place) {
   fs::remove_all(dir);
 }
 
+// A float32 .npy (version 1.0, 128-byte header) of `shape`, written as a Python tuple ("(2, 3)").
+std::vector<std::byte> float32_npy(const std::string& shape, bool fortran, const std::vector<float>& data) {
+  std::string header = std::string("{'descr': '<f4', 'fortran_order': ") + (fortran ? "True" : "False") +
+                       ", 'shape': " + shape + ", }";
+  header.append(128 - 10 - header.size() - 1, ' ');
+  header.push_back('\n');
+  std::string out = "\x93NUMPY";
+  out.push_back('\x01');
+  out.push_back('\x00');
+  out.push_back(static_cast<char>(header.size()));
+  out.push_back('\x00');
+  out += header;
+  out.append(reinterpret_cast<const char*>(data.data()), data.size() * 4);
+  std::vector<std::byte> b(out.size());
+  std::memcpy(b.data(), out.data(), out.size());
+  return b;
+}
+
 TEST(patch_test, npy_files_in_c_and_fortran_order) {
   // A 2x3 float32 array, Fortran order: column-major data.
-  const auto npy = [](bool fortran, const std::vector<float>& data) {
-    std::string header = std::string("{'descr': '<f4', 'fortran_order': ") + (fortran ? "True" : "False") +
-                         ", 'shape': (2, 3), }";
-    header.append(128 - 10 - header.size() - 1, ' ');
-    header.push_back('\n');
-    std::string out = "\x93NUMPY";
-    out.push_back('\x01');
-    out.push_back('\x00');
-    out.push_back(static_cast<char>(header.size()));
-    out.push_back('\x00');
-    out += header;
-    out.append(reinterpret_cast<const char*>(data.data()), data.size() * 4);
-    std::vector<std::byte> b(out.size());
-    std::memcpy(b.data(), out.data(), out.size());
-    return b;
-  };
+  const auto npy = [](bool fortran, const std::vector<float>& data) { return float32_npy("(2, 3)", fortran, data); };
   const Array c = parse_npy(npy(false, {1, 2, 3, 4, 5, 6}), "c.npy");
   EXPECT_EQ(c.shape(), (std::vector<std::int64_t>{2, 3}));
   EXPECT_EQ(values_of<float>(c.bytes()), (std::vector<float>{1, 2, 3, 4, 5, 6}));
@@ -1076,21 +1079,7 @@ CliRun run_cli(const std::string& args) {
 }
 
 // A float32 .npy of shape [n].
-std::vector<std::byte> npy_of(const std::vector<float>& v) {
-  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", v.size());
-  header.append(128 - 10 - header.size() - 1, ' ');
-  header.push_back('\n');
-  std::string out = "\x93NUMPY";
-  out.push_back('\x01');
-  out.push_back('\x00');
-  out.push_back(static_cast<char>(header.size()));
-  out.push_back('\x00');
-  out += header;
-  out.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
-  std::vector<std::byte> b(out.size());
-  std::memcpy(b.data(), out.data(), out.size());
-  return b;
-}
+std::vector<std::byte> npy_of(const std::vector<float>& v) { return float32_npy(fmt::format("({},)", v.size()), false, v); }
 
 bool temporaries_in(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))
