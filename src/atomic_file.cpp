@@ -61,7 +61,11 @@ AtomicFile::AtomicFile(std::filesystem::path target, AtomicFileOptions options)
   // An existing file's attributes are taken before the temporary exists; a file that appears in
   // between is replaced as a new one would be.
   struct stat existing {};
-  const bool keep = options.keep_attributes && ::stat(destination_.c_str(), &existing) == 0 && S_ISREG(existing.st_mode);
+  // lstat when links are not followed: a link that is being replaced lends no attributes (those
+  // of the file it names could be anyone's).
+  const int found = options.follow_symlinks ? ::stat(destination_.c_str(), &existing)
+                                            : ::lstat(destination_.c_str(), &existing);
+  const bool keep = options.keep_attributes && found == 0 && S_ISREG(existing.st_mode);
   const auto dir = folder_of(destination_);
   for (int attempt = 0; attempt < 16; ++attempt) {
     temp_ = dir / fmt::format(".{}.tmp-{}", destination_.filename().string(), random_suffix());

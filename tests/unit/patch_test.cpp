@@ -1186,17 +1186,24 @@ TEST(patch_test, in_place_through_a_link_replaces_the_file_it_leads_to) {
   // An -o that is a link to another file (planted in a shared folder, say) is not written
   // through: the link is replaced and the file it named is left alone. A dangling one likewise.
   write_file(dir / "models" / "victim.tflite", original);
+  fs::permissions(dir / "models" / "victim.tflite", fs::perms::owner_read | fs::perms::owner_write,
+                  fs::perm_options::replace);
   fs::create_symlink(dir / "models" / "victim.tflite", dir / "planted.tflite");
   fs::create_symlink(fs::path("models") / "new.tflite", dir / "dangling.tflite");
+  const mode_t old_mask = ::umask(022);
   {
     const Model m = Model::from_bytes(original);
     patch_model(m, spec, dir / "planted.tflite");
     patch_model(m, spec, dir / "dangling.tflite");
   }
+  ::umask(old_mask);
   EXPECT_FALSE(fs::is_symlink(dir / "planted.tflite"));
   EXPECT_EQ(values_of<float>(Model::open(dir / "planted.tflite").subgraph(0).tensor(2).data()),
             (std::vector<float>{4, 3, 2, 1}));
   EXPECT_EQ(read_file(dir / "models" / "victim.tflite"), original);
+  struct stat replaced_link {};
+  ASSERT_EQ(::stat((dir / "planted.tflite").c_str(), &replaced_link), 0);
+  EXPECT_EQ(replaced_link.st_mode & 07777, 0644u) << "a new file's mode, not the 0600 of the file the link named";
   EXPECT_FALSE(fs::is_symlink(dir / "dangling.tflite"));
   EXPECT_FALSE(fs::exists(dir / "models" / "new.tflite"));
 
