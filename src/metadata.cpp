@@ -501,6 +501,10 @@ std::optional<RuntimeVersion> read_min_runtime_version(const Model& model) {
   const auto bytes = model.metadata("min_runtime_version");
   if (!bytes) return std::nullopt;
   RuntimeVersion out;
+  if (bytes->empty()) {  // no NUL either; and memchr must not be given its null pointer
+    out.terminated = false;
+    return out;
+  }
   const auto* p = reinterpret_cast<const char*>(bytes->data());
   const auto* nul = static_cast<const char*>(std::memchr(p, 0, bytes->size()));
   out.terminated = nul != nullptr;
