@@ -219,23 +219,3 @@ def test_fixture_conversion_metadata_matches_tensorflow(stem):
                 f"from {want_env['model_type']}, hash {want_env['model_hash']:016x}\n") in text, text
     if want_opt is not None:
         assert f"optimizations [{', '.join(want_opt['model_optimization_modes'])}]" in text, text
-
-
-def test_fixture_conversion_metadata_through_the_library():
-    """The library's reader, through the Python package (`make test-python-package` builds it),
-    agrees with TensorFlow's as well."""
-    litelens = pytest.importorskip("litelens")
-    for entry in _fixture_models():
-        with open(os.path.join(FIXTURE_DIR, entry["conversion_metadata"])) as f:
-            expected = json.load(f)
-        with litelens.open(os.path.join(FIXTURE_DIR, entry["file"])) as model:
-            info = model.read_conversion_metadata()
-        env, opt = expected["environment"], expected["options"]
-        assert info is not None, entry["file"]
-        assert (info.has_environment, info.has_options) == (env is not None, opt is not None), entry["file"]
-        assert (info.tensorflow_version, info.api_version, info.model_type, info.model_hash) == (
-            env["tensorflow_version"], env["api_version"], env["model_type"], env["model_hash"]), entry["file"]
-        assert list(info.optimization_modes) == opt["model_optimization_modes"], entry["file"]
-        assert (info.allow_custom_ops, info.enable_select_tf_ops, info.force_select_tf_ops) == (
-            opt["allow_custom_ops"], opt["enable_select_tf_ops"], opt["force_select_tf_ops"]), entry["file"]
-        assert [list(b) for b in info.sparsity_block_sizes] == opt["sparsity_block_sizes"], entry["file"]

@@ -15,6 +15,7 @@ does). The tests check that:
 from __future__ import annotations
 
 import io
+import json
 import os
 import pathlib
 import struct
@@ -26,7 +27,7 @@ import pytest
 
 import litelens
 
-from locations import HERE  # noqa: E402
+from locations import HERE, FIXTURE_DIR  # noqa: E402
 sys.path.insert(0, HERE)
 
 from model_builder import FLOAT32, ModelBuilder  # noqa: E402
@@ -263,3 +264,27 @@ def test_output_error_kind(labelled, tmp_path):
         litelens.open(labelled).extract_associated_files(blocker / "sub")
     assert e.value.kind == "output"
     assert blocker.read_bytes() == b"x"
+
+
+def test_fixture_conversion_metadata_through_the_library():
+    """The library's CONVERSION_METADATA reader agrees with TensorFlow's on every converter
+    fixture (the sidecars scripts/make-fixtures.py writes with TensorFlow's own reader)."""
+    manifest = os.path.join(FIXTURE_DIR, "manifest.json")
+    assert os.path.isfile(manifest), f"no fixtures in {FIXTURE_DIR}: run `make fixtures`"
+    with open(manifest) as f:
+        fixtures = json.load(f)["models"]
+    assert fixtures
+    for entry in fixtures:
+        with open(os.path.join(FIXTURE_DIR, entry["conversion_metadata"])) as f:
+            expected = json.load(f)
+        with litelens.open(os.path.join(FIXTURE_DIR, entry["file"])) as model:
+            info = model.read_conversion_metadata()
+        env, opt = expected["environment"], expected["options"]
+        assert info is not None, entry["file"]
+        assert (info.has_environment, info.has_options) == (env is not None, opt is not None), entry["file"]
+        assert (info.tensorflow_version, info.api_version, info.model_type, info.model_hash) == (
+            env["tensorflow_version"], env["api_version"], env["model_type"], env["model_hash"]), entry["file"]
+        assert list(info.optimization_modes) == opt["model_optimization_modes"], entry["file"]
+        assert (info.allow_custom_ops, info.enable_select_tf_ops, info.force_select_tf_ops) == (
+            opt["allow_custom_ops"], opt["enable_select_tf_ops"], opt["force_select_tf_ops"]), entry["file"]
+        assert [list(b) for b in info.sparsity_block_sizes] == opt["sparsity_block_sizes"], entry["file"]
