@@ -106,6 +106,17 @@ std::string_view scheme_name(Quantization::Scheme scheme) noexcept {
   return "unknown";
 }
 
+bool same_bits(std::span<const float> a, std::span<const float> b) noexcept {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
+}
+
+bool same_as_written(const Quantization& a, const Quantization& b) noexcept {
+  return a.scheme == b.scheme && same_bits(a.scale, b.scale) && a.zero_point == b.zero_point &&
+         same_bits(a.min, b.min) && same_bits(a.max, b.max) && a.quantized_dimension == b.quantized_dimension &&
+         a.scales_tensor == b.scales_tensor && a.zero_points_tensor == b.zero_points_tensor &&
+         a.block_size == b.block_size && a.quantized_dimensions == b.quantized_dimensions && a.custom == b.custom;
+}
+
 // ---- Model ------------------------------------------------------------------------------
 
 Model::Model(std::unique_ptr<ModelData> data) : m_(std::move(data)) {}

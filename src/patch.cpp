@@ -388,8 +388,14 @@ std::vector<std::byte> encode_values(const Model& model, const PatchTarget& targ
                                  target.describe(model)));
   const Tensor t = model.subgraph(target.subgraph).tensor(target.tensor);
   const DType stored = t.dtype();
-  if (!is_known(stored) || dtype_info(stored).bits == 0)
-    throw PatchError(Kind::unsupported, fmt::format("{}: {} constants cannot be patched", what, dtype_name(stored)));
+  if (!is_known(stored) || dtype_info(stored).bits == 0) {
+    // Types without a fixed element size hold opaque bytes: nothing to encode new values into.
+    // Resource, variant and unknown types with data open with a warning; name it.
+    const bool oddity = stored != DType::string;
+    throw PatchError(Kind::unsupported,
+                     fmt::format("{}: {} holds {} data{}, which cannot be patched", what, target.describe(model),
+                                 dtype_name(stored), oddity ? " (warning data_without_size: no fixed element size)" : ""));
+  }
 
   std::string conversion;
   const Array values = invert_layout(model, target, update.values, update.layout, what, conversion);

@@ -94,7 +94,8 @@ class Validator {
 
   void warn(std::string code, std::string message, std::optional<std::uint64_t> at) {
     // Hostile files could repeat one oddity millions of times; keep the list bounded.
-    if (m_.warnings.size() < 1000) m_.warnings.push_back({std::move(code), std::move(message), at});
+    if (m_.warnings.size() < 1000)
+      m_.warnings.push_back({std::move(code), std::move(message), at, current_.first, current_.second});
   }
 
   // Identifier, FlatBuffers structure, and where the FlatBuffer ends.
@@ -230,11 +231,16 @@ class Validator {
     rec.tensors.resize(n_tensors);
     check_index_list(sg->inputs(), n_tensors, "input list", sg_index, sg);
     check_index_list(sg->outputs(), n_tensors, "output list", sg_index, sg);
-    for (std::size_t t = 0; t < n_tensors; ++t)
+    for (std::size_t t = 0; t < n_tensors; ++t) {
+      current_ = {sg_index, static_cast<int>(t)};
       check_tensor(sg_index, static_cast<int>(t), tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), n_tensors,
                    rec.tensors[t]);
-    for (std::size_t t = 0; t < n_tensors; ++t)
+    }
+    for (std::size_t t = 0; t < n_tensors; ++t) {
+      current_ = {sg_index, static_cast<int>(t)};
       check_blockwise_layout(sg_index, static_cast<int>(t), *tensors, rec);
+    }
+    current_ = {-1, -1};
     const auto* ops = sg->operators();
     rec.operators.resize(n_ops);
     for (std::size_t o = 0; o < n_ops; ++o)
@@ -586,6 +592,7 @@ class Validator {
   }
 
   ModelData& m_;
+  std::pair<int, int> current_{-1, -1};  // the tensor being checked, for its warnings
   std::vector<std::vector<int>> callees_;
   std::set<std::pair<std::uint32_t, std::uint64_t>> strings_checked_;  // (buffer, count) pairs
   std::uint64_t budget_ = 0;

@@ -66,7 +66,7 @@ struct ParamDiff {
   bool dtype_changed = false;
   bool quantization_changed = false;  ///< scheme, scales, zero points or axis differ
   std::optional<ValueComparison> values;
-  std::optional<bool> bytes_equal;    ///< for non-numeric constants (strings): stored bytes compared
+  std::optional<bool> bytes_equal;    ///< stored bytes compared: non-numeric constants (strings), values that cannot be decoded
   std::string note;                   ///< why values were not compared, when they were not
   /// Same shape, dtype, quantization and values.
   bool identical() const noexcept;

@@ -64,6 +64,8 @@ struct Warning {
   std::string code;     ///< short stable identifier, e.g. "nonempty_buffer0"
   std::string message;  ///< one readable line
   std::optional<std::uint64_t> offset;
+  int subgraph = -1;  ///< the tensor the warning is about (subgraph, index); -1 for the model as a whole
+  int tensor = -1;
 };
 
 /// The non-throwing route: either a value or the Error that would have been thrown.

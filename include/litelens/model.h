@@ -63,6 +63,13 @@ struct Quantization {
 /// Name of a quantization scheme: "affine", "custom", "blockwise", "multi_axis", "unknown".
 std::string_view scheme_name(Quantization::Scheme scheme) noexcept;
 
+/// Whether two parameter sets are the same as written: every field equal, floats compared by
+/// bit pattern, so a NaN scale (a damaged file can hold one) equals itself.
+bool same_as_written(const Quantization& a, const Quantization& b) noexcept;
+
+/// Float lists compared by bit pattern (NaN equals itself; 0.0 and -0.0 differ).
+bool same_bits(std::span<const float> a, std::span<const float> b) noexcept;
+
 /// Where a tensor's values are kept when they live in a separate file (schema "3d": an
 /// ExternalBuffer inside an ExternalBufferGroup). litelens reports this and never opens that file:
 /// how a group name becomes a file is left to the application that wrote the model.

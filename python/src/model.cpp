@@ -174,6 +174,10 @@ ModelClass init_model(nb::module_& m) {
       .def_prop_ro("code", [](const Warning& w) { return py_str(w.code); }, "Short stable identifier, e.g. \"nonempty_buffer0\".")
       .def_prop_ro("message", [](const Warning& w) { return py_str(w.message); }, "One readable line.")
       .def_ro("offset", &Warning::offset, "Byte offset in the file, or None.")
+      .def_prop_ro("subgraph", [](const Warning& w) -> std::optional<int> { return w.tensor < 0 ? std::nullopt : std::optional<int>(w.subgraph); },
+                   "Subgraph of the tensor the warning is about, or None when it is about the model.")
+      .def_prop_ro("tensor", [](const Warning& w) -> std::optional<int> { return w.tensor < 0 ? std::nullopt : std::optional<int>(w.tensor); },
+                   "Index of the tensor the warning is about, or None.")
       .def("__repr__", [](const Warning& w) { return "<litelens.ModelWarning " + w.code + ": " + w.message + ">"; });
 
   // ---- Signature ------------------------------------------------------------------------------

@@ -319,7 +319,7 @@ void init_patch(nb::module_& m, ModelClass& model) {
               "The quantization differs (scheme, scales, zero points or axis).")
       .def_ro("values", &ParamDiff::values,
               "The value comparison (ValueComparison), or None when the values were not compared (see ``note``).")
-      .def_ro("bytes_equal", &ParamDiff::bytes_equal, "For non-numeric constants (strings): stored bytes equal; else None.")
+      .def_ro("bytes_equal", &ParamDiff::bytes_equal, "Stored bytes equal, for constants compared as bytes (strings, values that cannot be decoded); else None.")
       .def_prop_ro("note", [](const ParamDiff& p) -> nb::object { return p.note.empty() ? nb::none() : nb::object(py_str(p.note)); },
                    nb::sig("def note(self) -> str | None"), "Why the values were not compared, or None.")
       .def_prop_ro("identical", &ParamDiff::identical, "Same shape, dtype, quantization and values.")

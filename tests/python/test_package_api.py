@@ -26,6 +26,7 @@ from locations import CACHE, MODEL_DIR, MODELS  # noqa: E402
 SHORT = os.path.join(MODEL_DIR, "face_detection_short_range.tflite")   # fp16 weights
 RECROP = os.path.join(MODEL_DIR, "hand_recrop.tflite")                  # float32 weights
 SPARSE = os.path.join(MODEL_DIR, "face_detection_full_range_sparse.tflite")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -496,3 +497,13 @@ def test_cli_installed():
     doc = json.loads(info)
     with litelens.open(SHORT) as m:
         assert [t["name"] for t in doc["subgraphs"][0]["tensors"]] == [t.name for t in m.tensors()]
+
+
+def test_warnings_name_their_tensor():
+    """A warning about one tensor says which (the named regression case: 39 scales, one zero
+    point); warnings about the model as a whole have None there."""
+    path = os.path.join(REPO, "tests", "corruption", "regressions",
+                        "seed_7132043315184277869_rand_flip_quantized_600.tflite")
+    with litelens.open(path) as m:
+        found = sorted((w.code, w.subgraph, w.tensor) for w in m.warnings)
+    assert found == [("extra_scales", 0, 3), ("zero_point_count", 0, 3)]

@@ -70,6 +70,40 @@ TEST(diff_test, a_model_equals_itself) {
   EXPECT_EQ(d.layers[0].params.size(), 2u);  // weights and bias; the input is fed at run time
 }
 
+// Values that cannot be decoded (a blockwise layout dequantization refuses) still compare as
+// stored bytes: a model equals itself.
+TEST(diff_test, undecodable_values_compare_as_stored_bytes) {
+  ModelBuilder b;
+  const int sg = b.add_subgraph("main");
+  b.add_tensor(sg, "input", {1, 4});
+  std::vector<std::uint8_t> values(24, 7);
+  b.add_constant(sg, "w", {2, 3, 4}, tflite::TensorType_INT8, values);
+  b.add_constant(sg, "scales", {12}, tflite::TensorType_FLOAT32, to_bytes(std::vector<float>(12, 0.5f)));
+  b.add_tensor(sg, "output", {1, 2});
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  tflite::BlockwiseQuantizationT bq;
+  bq.scales = 2;
+  bq.zero_points = -1;
+  bq.block_size = 2;
+  q->details.Set(std::move(bq));
+  b.tensor(sg, 1).quantization = std::move(q);
+  b.add_operator(sg, b.add_opcode(tflite::BuiltinOperator_FULLY_CONNECTED), {0, 1, -1}, {3});
+  const auto bytes = b.finish();
+  const Model a = Model::from_bytes(bytes), c = Model::from_bytes(bytes);
+  ASSERT_EQ(a.warnings().size(), 1u);
+  EXPECT_EQ(a.warnings()[0].code, "blockwise_layout");
+  const ModelDiff d = diff_models(a, c);
+  ASSERT_EQ(d.layers.size(), 1u);
+  const auto& weights = d.layers[0].params.at(0);
+  EXPECT_FALSE(weights.values.has_value());
+  EXPECT_EQ(weights.bytes_equal, std::optional<bool>(true));
+  EXPECT_TRUE(d.layers[0].identical());
+  values[5] = 8;
+  b.buffer(1).data = values;
+  const Model e = Model::from_bytes(b.finish());
+  EXPECT_FALSE(diff_models(a, e).layers[0].identical());
+}
+
 TEST(diff_test, float_against_int8) {
   const auto fa = fc_model(false).finish(), fb = fc_model(true).finish();
   const Model a = Model::from_bytes(fa), b = Model::from_bytes(fb);

@@ -321,6 +321,53 @@ TEST(patch_test, identity_patch_changes_no_tensor_bytes) {
   EXPECT_TRUE(report.tensors[0].unchanged);
 }
 
+// Tolerated oddities survive a patch unchanged: a NaN scale (as a damaged file may hold) and a
+// shared zero point on another tensor are compared as written, not as floats, and the output's
+// warnings are the input's (the seed-7132043315184277869 failure of the CLI matrix).
+TEST(patch_test, oddities_on_other_tensors_survive_unchanged) {
+  ModelBuilder b = rich_conv_model();
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f, std::nanf(""), 0.25f};
+  q->zero_point = {3};
+  q->quantized_dimension = 1;  // the output [1,3,3,4]: 3 slices along dimension 1
+  b.tensor(0, 3).quantization = std::move(q);
+  const auto original = b.finish();
+  const Model in = Model::from_bytes(original);
+  ASSERT_EQ(in.warnings().size(), 1u);
+  EXPECT_EQ(in.warnings()[0].code, "zero_point_count");
+  EXPECT_EQ(in.warnings()[0].tensor, 3);
+  const Array filter = decode(in, in.subgraph(0).tensor(1));
+  std::vector<float> changed = filter_values(1.0f);
+  const auto out_bytes = patch(original, {{update("#1", array_of(DType::float32, filter.shape(), changed))}});
+  const Model out = Model::from_bytes(out_bytes);
+  ASSERT_EQ(out.warnings().size(), 1u);
+  EXPECT_EQ(out.warnings()[0].message, in.warnings()[0].message);
+  const auto qa = in.subgraph(0).tensor(3).quantization(), qb = out.subgraph(0).tensor(3).quantization();
+  ASSERT_TRUE(qa && qb);
+  EXPECT_TRUE(same_as_written(*qa, *qb));
+  EXPECT_TRUE(std::isnan(qb->scale[1]));
+}
+
+// --set-quant replaces a quantization oddity with clean parameters: that warning goes, and only it.
+TEST(patch_test, set_quant_replaces_a_quantization_oddity) {
+  ModelBuilder b = rich_conv_model();
+  auto q = std::make_unique<tflite::QuantizationParametersT>();
+  q->scale = {0.5f, 0.25f, 0.125f, 1.0f, 2.0f};  // 5 scales for 4 slices: extra_scales
+  q->zero_point = {0, 0, 0, 0, 0};
+  b.tensor(0, 1).type = tflite::TensorType_INT8;
+  b.buffer(1).data.resize(4 * 3 * 3 * 3);
+  b.tensor(0, 1).quantization = std::move(q);
+  b.tensor(0, 0).shape_signature = {-1, 8, 8};  // shape_signature_rank, on another tensor
+  const auto original = b.finish();
+  const Model in = Model::from_bytes(original);
+  ASSERT_EQ(in.warnings().size(), 2u);
+  PatchSpec spec;
+  spec.quantization.push_back(parse_quant_spec("#1", "scale:0.5,0.5,0.5,0.5;zero_point:0;axis:0"));
+  const Model out = Model::from_bytes(patch(original, spec));
+  ASSERT_EQ(out.warnings().size(), 1u);
+  EXPECT_EQ(out.warnings()[0].code, "shape_signature_rank");
+}
+
 TEST(patch_test, selectors_name_index_and_layer_key) {
   const auto original = fp16_conv_model().finish();
   const Model m = Model::from_bytes(original);

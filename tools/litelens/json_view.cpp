@@ -128,6 +128,10 @@ json info_document(const Model& model, int subgraph) {
   for (const auto& w : model.warnings()) {
     json item = {{"code", w.code}, {"message", w.message}};
     if (w.offset) item["offset"] = *w.offset;
+    if (w.tensor >= 0) {
+      item["subgraph"] = w.subgraph;
+      item["tensor"] = w.tensor;
+    }
     warnings.push_back(std::move(item));
   }
   return {{"path", model.label()},
