@@ -15,8 +15,12 @@ export CCACHE_NOHASHDIR ?= 1
 ASAN_BUILD  = build-asan
 BENCH_BUILD = build-bench
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 900
+# CI's fuzzing: a fixed number of inputs per target from a fixed seed (deterministic).
+FUZZ_RUNS ?= open:150000 walk:100000 layers:50000 export:2500
+FUZZ_SEED ?= 1
 
-.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package test-python-abi3 python-stub fuzz bench clean
+.PHONY: all deps build models fixtures demo test test-asan test-cpp test-python test-python-package test-python-abi3 python-stub fuzz fuzz-fixed soak bench clean
 
 all: build
 
@@ -69,9 +73,19 @@ test-asan: deps models
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2
 
-# libFuzzer (clang) in build-fuzz/: every target for FUZZ_SECONDS seconds each.
+# libFuzzer (clang) in build-fuzz/: every target for FUZZ_SECONDS seconds each, fresh seeds.
 fuzz: deps models
 	@scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
+
+# What CI fuzzes: FUZZ_RUNS inputs per target from libFuzzer seed FUZZ_SEED, on a fresh working
+# corpus: the same commit always runs the same inputs.
+fuzz-fixed: deps models
+	@scripts/fuzz.sh --runs "$(FUZZ_RUNS)" --seed $(FUZZ_SEED)
+
+# Fresh random seeds for every randomised suite (sweeps, CLI matrix, fuzzers) for SOAK_SECONDS;
+# `make test` runs fixed seeds only. Run it before you stop; what it finds becomes a named case.
+soak: build models
+	@scripts/soak.sh --seconds $(SOAK_SECONDS)
 
 test: fixtures test-asan test-cpp test-python test-python-package test-python-abi3
 

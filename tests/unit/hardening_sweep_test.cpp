@@ -1,8 +1,9 @@
 // Random and exhaustive damage: truncation at every section boundary and at random points, and
 // random byte flips, over the built models and small real ones. Each sweep runs in a forked
 // sandbox (hardening_support.h), so a crash, a hang or a memory blow-up is reported with the
-// case that caused it instead of killing the test binary. Seeded: LITELENS_SEED replays a run,
-// LITELENS_CORRUPTION_SCALE multiplies the number of random cases.
+// case that caused it instead of killing the test binary. Seeded from a fixed list (seeds() in
+// hardening_support.h; LITELENS_SEED=N replays one seed, =random runs a fresh one, as `make soak`
+// does), LITELENS_CORRUPTION_SCALE multiplies the number of random cases.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -248,55 +249,61 @@ TEST(corruption_sweep_test, truncate_at_every_section_boundary) {
 
 void random_sweep(const std::vector<Base>& bases, std::size_t truncations, std::size_t flips, std::size_t log_every,
                   const char* label) {
-  announce_seed();
+  announce_seeds();
   std::size_t cases = 0;
-  for (std::size_t k = 0; k < bases.size(); ++k) {
-    const auto& base = bases[k];
-    const Model intact = Model::from_bytes(base.bytes);
-    const auto fb_end = intact.flatbuffer_size();
-    const auto outside = outside_ranges(base.bytes);
-    const std::uint64_t base_seed = seed() ^ (0x9e3779b97f4a7c15ull * (k + 1));
-    const auto r = run_sandboxed(
-        [&](std::vector<std::string>& failures, char* current) {
-          std::mt19937_64 rng(base_seed);
-          const auto size = base.bytes.size();
-          for (std::size_t i = 0; i < truncations; ++i) {
-            const std::uint64_t cut = rng() % size;
-            const std::string name = std::string(label) + "_cut_" + base.name + "_" + std::to_string(cut);
-            set_current(current, name);
-            const Bytes bytes(base.bytes.begin(), base.bytes.begin() + static_cast<std::ptrdiff_t>(cut));
-            if (auto f = check_case(name, bytes, truncation_expectation(cut, fb_end, outside), i % log_every == 0);
-                !f.empty())
-              failures.push_back(f);
-          }
-          // Flips aim mostly at the FlatBuffer (structure), sometimes anywhere.
-          static constexpr std::uint8_t kInteresting[] = {0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe};
-          Bytes bytes = base.bytes;
-          for (std::size_t i = 0; i < flips; ++i) {
-            const std::size_t n = 1 + rng() % 4;
-            std::vector<std::pair<std::size_t, std::byte>> changed;
-            std::string where;
-            for (std::size_t j = 0; j < n; ++j) {
-              const std::uint64_t span = (rng() % 4 == 0) ? size : std::max<std::uint64_t>(fb_end, 8);
-              const std::size_t at = rng() % span;
-              const std::uint8_t v = (rng() % 2) ? kInteresting[rng() % sizeof kInteresting]
-                                                 : static_cast<std::uint8_t>(rng());
-              changed.emplace_back(at, bytes[at]);
-              bytes[at] = static_cast<std::byte>(v);
-              where += "_" + std::to_string(at) + "x" + std::to_string(v);
+  for (std::size_t n = 0; n < seeds().size(); ++n) {
+    const std::uint64_t seed = seeds()[n];
+    // Case names carry the seed's place in the list once there are several.
+    const std::string prefix = seeds().size() > 1 ? std::string(label) + "_s" + std::to_string(n) : std::string(label);
+    for (std::size_t k = 0; k < bases.size(); ++k) {
+      const auto& base = bases[k];
+      const Model intact = Model::from_bytes(base.bytes);
+      const auto fb_end = intact.flatbuffer_size();
+      const auto outside = outside_ranges(base.bytes);
+      const std::uint64_t base_seed = seed ^ (0x9e3779b97f4a7c15ull * (k + 1));
+      const auto r = run_sandboxed(
+          [&](std::vector<std::string>& failures, char* current) {
+            std::mt19937_64 rng(base_seed);
+            const auto size = base.bytes.size();
+            for (std::size_t i = 0; i < truncations; ++i) {
+              const std::uint64_t cut = rng() % size;
+              const std::string name = prefix + "_cut_" + base.name + "_" + std::to_string(cut);
+              set_current(current, name);
+              const Bytes bytes(base.bytes.begin(), base.bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+              if (auto f = check_case(name, bytes, truncation_expectation(cut, fb_end, outside), i % log_every == 0);
+                  !f.empty())
+                failures.push_back(f);
             }
-            const std::string name = std::string(label) + "_flip_" + base.name + "_" + std::to_string(i);
-            set_current(current, name + where);
-            if (auto f = check_case(name, bytes, anything(), i % log_every == 0); !f.empty()) failures.push_back(f + " (flips" + where + ")");
-            for (auto it = changed.rbegin(); it != changed.rend(); ++it) bytes[it->first] = it->second;
-          }
-        },
-        300, memory_limit_kb(bases));
-    cases += truncations + flips;
-    report(r, base.name);
+            // Flips aim mostly at the FlatBuffer (structure), sometimes anywhere.
+            static constexpr std::uint8_t kInteresting[] = {0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe};
+            Bytes bytes = base.bytes;
+            for (std::size_t i = 0; i < flips; ++i) {
+              const std::size_t count = 1 + rng() % 4;
+              std::vector<std::pair<std::size_t, std::byte>> changed;
+              std::string where;
+              for (std::size_t j = 0; j < count; ++j) {
+                const std::uint64_t span = (rng() % 4 == 0) ? size : std::max<std::uint64_t>(fb_end, 8);
+                const std::size_t at = rng() % span;
+                const std::uint8_t v = (rng() % 2) ? kInteresting[rng() % sizeof kInteresting]
+                                                   : static_cast<std::uint8_t>(rng());
+                changed.emplace_back(at, bytes[at]);
+                bytes[at] = static_cast<std::byte>(v);
+                where += "_" + std::to_string(at) + "x" + std::to_string(v);
+              }
+              const std::string name = prefix + "_flip_" + base.name + "_" + std::to_string(i);
+              set_current(current, name + where);
+              if (auto f = check_case(name, bytes, anything(), i % log_every == 0); !f.empty())
+                failures.push_back(f + " (seed " + std::to_string(seed) + ", flips" + where + ")");
+              for (auto it = changed.rbegin(); it != changed.rend(); ++it) bytes[it->first] = it->second;
+            }
+          },
+          300, memory_limit_kb(bases));
+      cases += truncations + flips;
+      report(r, base.name + " (seed " + std::to_string(seed) + ")");
+    }
   }
   ::testing::Test::RecordProperty("cases", std::to_string(cases));
-  std::printf("[ cases    ] %zu random cases (seed %llu)\n", cases, static_cast<unsigned long long>(seed()));
+  std::printf("[ cases    ] %zu random cases over %zu seeds\n", cases, seeds().size());
 }
 
 TEST(corruption_sweep_test, built_models_random_truncation_and_flips) {
@@ -363,26 +370,29 @@ TEST(corruption_sweep_test, real_models_truncated_at_section_boundaries) {
 // Damage inside tensor payloads changes numbers, never structure: the model must still open with
 // the same tensors, and the walk must still succeed.
 TEST(corruption_sweep_test, payload_flips_keep_structure) {
-  announce_seed();
-  std::mt19937_64 rng(seed() ^ 0x5eedull);
+  announce_seeds();
   std::size_t cases = 0;
-  for (const auto& base : built_bases()) {
-    const Model intact = Model::from_bytes(base.bytes);
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> payloads;
-    for (const Subgraph sg : intact.subgraphs())
-      for (const Tensor t : sg.tensors())
-        if (t.is_constant() && t.dtype() != DType::string && !t.is_sparse())
-          payloads.emplace_back(*t.data_offset(), t.data().size());
-    if (payloads.empty()) continue;
-    for (int i = 0; i < 40; ++i) {
-      Bytes bytes = base.bytes;
-      const auto& [offset, size] = payloads[rng() % payloads.size()];
-      bytes[offset + rng() % size] ^= static_cast<std::byte>(1 + rng() % 255);
-      const std::string name = "payload_" + base.name + "_" + std::to_string(i);
-      const Expect e = base.name == "odd" ? opens_any() : opens();
-      const std::string failure = check_case(name, bytes, e, i % 10 == 0);
-      EXPECT_TRUE(failure.empty()) << failure;
-      ++cases;
+  for (std::size_t n = 0; n < seeds().size(); ++n) {
+    std::mt19937_64 rng(seeds()[n] ^ 0x5eedull);
+    for (const auto& base : built_bases()) {
+      const Model intact = Model::from_bytes(base.bytes);
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> payloads;
+      for (const Subgraph sg : intact.subgraphs())
+        for (const Tensor t : sg.tensors())
+          if (t.is_constant() && t.dtype() != DType::string && !t.is_sparse())
+            payloads.emplace_back(*t.data_offset(), t.data().size());
+      if (payloads.empty()) continue;
+      for (int i = 0; i < 40; ++i) {
+        Bytes bytes = base.bytes;
+        const auto& [offset, size] = payloads[rng() % payloads.size()];
+        bytes[offset + rng() % size] ^= static_cast<std::byte>(1 + rng() % 255);
+        const std::string name = "payload_" + (n ? "s" + std::to_string(n) + "_" : std::string()) + base.name + "_" +
+                                 std::to_string(i);
+        const Expect e = base.name == "odd" ? opens_any() : opens();
+        const std::string failure = check_case(name, bytes, e, i % 10 == 0);
+        EXPECT_TRUE(failure.empty()) << failure << " (seed " << seeds()[n] << ")";
+        ++cases;
+      }
     }
   }
   RecordProperty("cases", std::to_string(cases));
