@@ -23,7 +23,7 @@ using litelens::testing::ModelBuilder;
 /// Tensors: 0 input, 1 filter (per-axis), 2 bias, 3 output.
 ModelBuilder quantized_model();
 
-/// FULLY_CONNECTED with block-sparse float weights (the digest's worked example: shape [4,4],
+/// FULLY_CONNECTED with block-sparse float weights (the example worked in include/litelens/decode.h: shape [4,4],
 /// levels DENSE(2), CSR(int32 segments [0,2,3], indices [0,1,1]), DENSE(2), DENSE(2), 12
 /// stored values) and a second, CSR-only weight [3,4] with uint8 segments/indices.
 /// Tensors: 0 input, 1 block-sparse weight, 2 output, 3 csr weight.

@@ -596,7 +596,7 @@ LITELENS_ALWAYS_INLINE void copy_run(u8* out, u64 base, u64 w, const u8* src, u6
   for (u64 i = 0; i < count; ++i) copy_element<E>(out + (base + i * w) * es, src + i * es, es);
 }
 
-// The walk of section 5.2 of the format digest, as an explicit stack of ranges: level lv
+// The format's densify walk (levels in traversal order), as an explicit stack of ranges: level lv
 // holds positions [pos, end) and the flat dense offset `base` of its parent. The dense
 // position of a leaf is the sum over levels of index * weight, which is exactly
 // row_major_flat(orig) because every blocked dimension is split into (block, offset) pairs.

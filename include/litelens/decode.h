@@ -135,7 +135,7 @@ void pack_int2(std::span<const std::int8_t> src, std::span<std::byte> dst);
 // includes the zeros inside each stored block). SparseIndexVector payloads of any width
 // (uint8, uint16, int32) are widened to int32 by the caller.
 //
-// Example (the format digest's worked check): shape [4,4], traversal_order [0,1,2,3],
+// Example (a check worked by hand): shape [4,4], traversal_order [0,1,2,3],
 // block_map [0,1], levels DENSE(2), CSR(segments [0,2,3], indices [0,1,1]), DENSE(2),
 // DENSE(2), and 12 stored values 1,0,0,4, 2,3,0,0, 5,0,0,6 densify to the rows
 // [1,0,2,3], [0,4,0,0], [0,0,5,0], [0,0,0,6].

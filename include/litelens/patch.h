@@ -15,10 +15,12 @@
 //   Model::open, compared with the input (patched tensors hold the new bytes, all others the old
 //   ones), and only then renamed into place. The input is only ever read. Writing over the input
 //   path needs PatchOptions::in_place and is just as atomic.
-// - An output path that is a symbolic link is written through: the file it leads to is replaced
-//   (the temporary is created beside that file) and the link stays. A file that is replaced (in
-//   place or not) keeps its permission bits, and its owner and group when the process may set
-//   them; a new file gets 0666 minus the umask.
+// - Links: in place (PatchOptions::in_place), a link (or chain of links) to the input is written
+//   through: the file it leads to is replaced (the temporary is created beside that file) and the
+//   link stays. Any other output path that is a link, dangling or not, is not followed: the link
+//   itself is replaced by the new file and lends it nothing. A regular file that is replaced
+//   keeps its permission bits, and its owner and group when the process may set them; a new file
+//   gets 0666 minus the umask.
 //
 // Errors: a patch that cannot be applied as asked (unknown selector, shape or dtype mismatch,
 // values that do not fit) throws PatchError before anything is written; problems with the input

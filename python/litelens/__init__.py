@@ -63,9 +63,8 @@ from ._litelens import (
     TensorMetadataInfo,
     ValueComparison,
 )
+from ._litelens import __version__  # the library's, from the repository's VERSION file
 from ._litelens import _register_patch_errors
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AssociatedFile",
@@ -362,3 +361,8 @@ def diff(
     finally:
         if opened_a:
             ma.close()
+
+
+def __dir__() -> list:
+    """What ``dir(litelens)`` lists: the API (``__all__``), not the helpers it imports."""
+    return sorted(__all__)

@@ -2,10 +2,12 @@
 // area; the Python package (python/litelens/__init__.py) re-exports these names and adds
 // open(), conv2d_params(), extract(), patch() and diff().
 #include "common.h"
+#include "litelens/version.h"
 
 NB_MODULE(_litelens, m) {
   using namespace litelens::py;
   m.doc() = "Native bindings of litelens (use the litelens package, not this module).";
+  m.attr("__version__") = std::string(litelens::version());
   init_errors(m);
   ModelClass model = init_model(m);
   init_layers(m, model);

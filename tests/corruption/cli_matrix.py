@@ -254,10 +254,18 @@ def metadata_case_problems(case: Path, facts: Facts) -> list[str]:
     return failures
 
 
+# Layout oddities a patch repairs (docs/format.md, "Tolerated oddities"): the only warnings a
+# round trip may drop.
+REPAIRED_BY_PATCH = {"buffer_inside_flatbuffer", "overlapping_buffers"}
+
+
 def kept(doc: dict) -> dict:
-    return {k: doc.get(k) for k in ("version", "description", "subgraphs", "tensors", "operators", "op_histogram",
-                                    "constant_tensors", "parameters", "constant_bytes", "by_dtype", "metadata",
-                                    "signatures")}
+    out = {k: doc.get(k) for k in ("version", "description", "subgraphs", "tensors", "operators", "op_histogram",
+                                   "constant_tensors", "parameters", "constant_bytes", "by_dtype", "metadata",
+                                   "signatures")}
+    out["warnings"] = [(w["code"], w["message"]) for w in doc.get("warnings") or []
+                       if w["code"] not in REPAIRED_BY_PATCH]
+    return out
 
 
 def export_outcomes(facts: Facts, safetensors: bool) -> list[Outcome]:

@@ -3,7 +3,7 @@ decoders, an independent reader (the PyPI `tflite` package), the LiteRT interpre
 models built for the tests (with model_builder.py).
 
 Nothing here shares code with litelens. The NumPy decoders restate the format
-(../shared/design/tflite-format.md sections 3-5) directly:
+(docs/format.md and schema/tflite.fbs) directly:
 
 * float16 widening is NumPy's own float16 -> float32 conversion; bfloat16 is the 16 bits
   placed in the upper half of a float32;
@@ -13,7 +13,7 @@ Nothing here shares code with litelens. The NumPy decoders restate the format
 * dequantization is scale * (q - zero_point) in float64, rounded once to float32, with the
   scale index taken along quantized_dimension (per-channel) or per block of a row (blockwise).
 
-They are themselves checked against the digest's worked examples and against LiteRT's
+They are themselves checked against hand-worked examples and against LiteRT's
 DEQUANTIZE and DENSIFY kernels (test_layers_decode.py).
 """
 from __future__ import annotations

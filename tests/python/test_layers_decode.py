@@ -1,8 +1,8 @@
 """Every decode path of `litelens extract` / `layers --json`, on models built here, checked
 against the independent NumPy decoders of layer_oracles.py: float16 and bfloat16 widening,
 INT4/UINT4/INT2 unpacking, densifying, per-tensor / per-channel / blockwise dequantization,
-int32 and int64 biases. The NumPy decoders are checked in turn against the format digest's
-worked examples and, where LiteRT has a kernel, against LiteRT's DEQUANTIZE and DENSIFY outputs.
+int32 and int64 biases. The NumPy decoders are checked in turn against hand-worked
+examples and, where LiteRT has a kernel, against LiteRT's DEQUANTIZE and DENSIFY outputs.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from model_builder import (BFLOAT16, FLOAT16, FLOAT32, INT2, INT4, INT8, INT16, 
                            UINT4, UINT8, ModelBuilder, conv_options, pack_int2, pack_int4)
 
 # ---------------------------------------------------------------------------------------------
-# The NumPy decoders on the digest's worked examples (so the oracle itself can be wrong only in
+# The NumPy decoders on hand-worked examples (so the oracle itself can be wrong only in
 # ways these would catch).
 
 

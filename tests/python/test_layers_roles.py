@@ -1,7 +1,7 @@
 """Input roles of the operators that take parameters, checked on a model built here where every
-input is a distinct constant named after the role its position has: from the format digest
-(section 8) for the convolution, fully-connected, embedding and LSTM/RNN/SVDF families, from the
-op's definition (the TensorFlow op and the TFLite kernel's input order) for the others. Absent
+input is a distinct constant named after the role its position has: from the op's
+definition (the TensorFlow op and the TFLite kernel's input order), the convolution,
+fully-connected, embedding and LSTM/RNN/SVDF families included. Absent
 optional inputs (-1) must be absent roles; the keys and exports use the roles.
 """
 from __future__ import annotations

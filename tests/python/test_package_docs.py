@@ -185,3 +185,25 @@ def test_package_exports_the_native_names():
     public = {n for n in dir(native) if not n.startswith("_")}
     assert public <= set(litelens.__all__), public - set(litelens.__all__)
     assert litelens.__version__ == "0.1.0"
+
+
+def test_dir_lists_only_the_api():
+    """``dir(litelens)`` is the API: no typing names, numpy or os that the package imports."""
+    listed = dir(litelens)
+    assert listed == sorted(litelens.__all__)
+    assert not {"Any", "Optional", "np", "os"} & set(listed)
+
+
+def test_one_version_everywhere():
+    """The VERSION file, the package metadata, __version__ and the command agree."""
+    import importlib.metadata
+
+    with open(os.path.join(REPO, "VERSION")) as f:
+        version = f.read().strip()
+    assert litelens.__version__ == version
+    assert importlib.metadata.version("litelens") == version
+    import sysconfig
+
+    cli = os.path.join(sysconfig.get_path("scripts"), "litelens")
+    out = subprocess.run([cli, "--version"], check=True, capture_output=True, text=True).stdout
+    assert out == f"litelens {version}\n"

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <fstream>
 #include <cstdio>
 #include <flatbuffers/flexbuffers.h>
 #include <nlohmann/json.hpp>
 
+#include "litelens/version.h"
 #include "model_builder.h"
 #include "model_zoo.h"
 
@@ -101,6 +103,25 @@ TEST(cli_test, bad_usage_exits_2) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--subgraph 5"), std::string::npos);
   EXPECT_EQ(run("--help").status, 0);
+}
+
+TEST(cli_test, an_unknown_command_gets_the_closest_names) {
+  const CliRun typo = run("lyers " + conv_path());
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_EQ(typo.err, "litelens: unknown command 'lyers'; did you mean 'layers'?\n");
+  const CliRun far = run("frobnicate " + conv_path());
+  EXPECT_EQ(far.status, 2);
+  EXPECT_EQ(far.err, "litelens: unknown command 'frobnicate'; the commands are info, ops, tensors, files, layers, extract, "
+                     "patch, diff\n");
+}
+
+TEST(cli_test, version_comes_from_the_version_file) {
+  std::ifstream in(std::string(LITELENS_SOURCE_DIR) + "/VERSION");
+  std::string version;
+  std::getline(in, version);
+  ASSERT_FALSE(version.empty());
+  EXPECT_EQ(run("--version").out, "litelens " + version + "\n");
+  EXPECT_EQ(litelens::version(), version);
 }
 
 std::string zoo_path(const std::string& name, const litelens::testing::ModelBuilder& b) {

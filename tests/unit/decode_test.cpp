@@ -384,7 +384,7 @@ SparseLevel csr(std::vector<std::int32_t> segments, std::vector<std::int32_t> in
   return SparseLevel{true, 0, std::move(segments), std::move(indices)};
 }
 
-// The format digest's worked example (section 5.2).
+// The block-sparse example worked by hand in include/litelens/decode.h.
 SparsitySpec worked_example() {
   return SparsitySpec{{0, 1, 2, 3}, {0, 1}, {dense(2), csr({0, 2, 3}, {0, 1, 1}), dense(2), dense(2)}};
 }
@@ -610,7 +610,7 @@ TEST(decode_test, check_sparsity_counts_and_edge_cases) {
   EXPECT_EQ(densify_as<std::int32_t>(SparsitySpec{}, {}, {42}), (std::vector<std::int32_t>{42}));
 }
 
-// A direct transcription of the format digest's recursive pseudocode (section 5.2), used
+// A recursive densify written directly from the format's definition (level by level), used
 // as an independent reference. Only called on specs that check_sparsity accepted.
 struct ReferenceDensify {
   const SparsitySpec& spec;

@@ -1,11 +1,15 @@
 // litelens: the command-line tool. Parses arguments and prints; the work is in the library.
 // Exit status: 0 success, 1 a bad model (one line on stderr naming the file), 2 bad usage.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "commands.h"
 #include "litelens/error.h"
+#include "litelens/suggest.h"
+#include "litelens/version.h"
 #include "output.h"
 
 namespace litelens::cli {
@@ -38,12 +42,26 @@ int main(int argc, char** argv) {
   using namespace litelens::cli;
   CLI::App app{"litelens: read TensorFlow Lite / LiteRT models and their layer parameters"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "litelens 0.1.0");
+  app.set_version_flag("--version", "litelens " + std::string(litelens::version()));
   Registry registry;
   register_inspect_commands(app, registry);
   register_files_command(app, registry);
   register_layer_commands(app, registry);
   register_patch_commands(app, registry);
+
+  // A mistyped command gets the care of a mistyped op name (CLI11 alone would say that a
+  // subcommand is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      const auto close = litelens::closest_names(argv[1], names);
+      fmt::print(stderr, "litelens: unknown command '{}'; {}\n", argv[1],
+                 close.empty() ? fmt::format("the commands are {}", fmt::join(names, ", "))
+                               : fmt::format("did you mean '{}'?", fmt::join(close, "' or '")));
+      return kBadUsage;
+    }
+  }
 
   try {
     app.parse(argc, argv);
