@@ -8,7 +8,7 @@ MODELS      = $(LITELENS_CACHE)/models
 FIXTURES    = $(LITELENS_CACHE)/fixtures
 CLI         = $(BUILD)/tools/litelens/litelens
 DEMO_MODEL  = $(MODELS)/face_detection_short_range.tflite
-CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLITELENS_WERROR=ON
 # ccache keys on paths relative to the checkout, so a fresh clone reuses earlier compilations.
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1

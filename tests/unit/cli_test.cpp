@@ -300,7 +300,10 @@ TEST(cli_test, layers_text_shows_option_strings_that_are_not_utf8) {
   EXPECT_NE(text.out.find("\xef\xbf\xbd"), std::string::npos) << text.out;  // U+FFFD
   const CliRun json = run("layers --json " + path);
   ASSERT_EQ(json.status, 0) << json.err;
-  EXPECT_NO_THROW((void)nlohmann::json::parse(json.out));
+  EXPECT_NO_THROW({
+    const auto doc = nlohmann::json::parse(json.out);
+    EXPECT_FALSE(doc.is_null());
+  });
 }
 
 }  // namespace
