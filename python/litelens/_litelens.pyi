@@ -101,6 +101,16 @@ class ModelWarning:
     def offset(self) -> int | None:
         """Byte offset in the file, or None."""
 
+    @property
+    def subgraph(self) -> int | None:
+        """
+        Subgraph of the tensor the warning is about, or None when it is about the model.
+        """
+
+    @property
+    def tensor(self) -> int | None:
+        """Index of the tensor the warning is about, or None."""
+
     def __repr__(self) -> str: ...
 
 class Signature:
@@ -1514,7 +1524,9 @@ class ParamDiff:
 
     @property
     def bytes_equal(self) -> bool | None:
-        """For non-numeric constants (strings): stored bytes equal; else None."""
+        """
+        Stored bytes equal, for constants compared as bytes (strings, values that cannot be decoded); else None.
+        """
 
     @property
     def note(self) -> str | None:

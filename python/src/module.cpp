@@ -7,7 +7,7 @@
 NB_MODULE(_litelens, m) {
   using namespace litelens::py;
   m.doc() = "Native bindings of litelens (use the litelens package, not this module).";
-  m.attr("__version__") = std::string(litelens::version());
+  m.attr("__version__") = nb::str(litelens::version().data(), litelens::version().size());
   init_errors(m);
   ModelClass model = init_model(m);
   init_layers(m, model);
