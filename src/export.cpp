@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -29,8 +28,9 @@
 #include <thread>
 
 #include "byte_sink.h"
-#include "litelens/error.h"
 #include "json_writer.h"
+#include "litelens/error.h"
+#include "model_data.h"
 
 namespace litelens {
 
@@ -363,36 +363,20 @@ std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) 
 
 // ---- the model's own file, for copies inside the kernel --------------------------------------
 
-// The file the model was opened from, opened again when it provably is the file mapped at
-// model.bytes(): same device and inode as that mapping (per /proc/self/maps) and same size.
-// Stored arrays that need no decoding are then copied from it with copy_file_range, like cp
-// (FileSink::write_copy). A model made from bytes, or a path that now names another file, has
-// no descriptor and its arrays are written from memory.
+// The file behind the model's mapping (the descriptor MappedFile keeps open), so that stored
+// arrays that need no decoding are copied with copy_file_range, like cp (FileSink::write_copy).
+// A model made from bytes has none, and its arrays are written from memory.
 class ModelFile {
  public:
   explicit ModelFile(const Model& model) : base_(model.bytes()) {
-    const auto mapped = mapping_identity(base_.data());
-    if (!mapped) return;
-    const int fd = ::open(model.label().c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && major(st.st_dev) == mapped->major &&
-        minor(st.st_dev) == mapped->minor && static_cast<unsigned long long>(st.st_ino) == mapped->inode &&
-        static_cast<std::uint64_t>(st.st_size) == base_.size())
-      fd_ = fd;
-    else
-      ::close(fd);
-  }
-  ~ModelFile() {
-    if (fd_ >= 0) ::close(fd_);
+    if (const auto& mapping = detail::data_of(model).mapping) fd_ = mapping->descriptor();
   }
   ModelFile(const ModelFile&) = delete;
   ModelFile& operator=(const ModelFile&) = delete;
 
   /// crc32_update(crc, bytes), reading the bytes from the file when they lie in the model's
   /// mapping: through a small buffer, so that the export does not map (and keep resident) the
-  /// whole model, and without a page fault per page. 3.2 GB: 0.5 s and 4 MB resident, against
-  /// 0.8 s and 3 GB through the mapping with zlib.
+  /// whole model, and without a page fault per page (BENCHMARKS.md has the figures).
   std::uint32_t crc32(std::uint32_t crc, std::span<const std::byte> bytes) const {
     // Small models are read through the mapping: its pages are mapped 16 at a time per fault,
     // cheaper than copying them out, and keeping a few MB resident costs nothing.
@@ -425,35 +409,6 @@ class ModelFile {
   }
 
  private:
-  struct Identity {
-    unsigned major = 0, minor = 0;
-    unsigned long long inode = 0;
-  };
-
-  // Device and inode of the file mapped from its first byte at `address`, from /proc/self/maps.
-  static std::optional<Identity> mapping_identity(const std::byte* address) {
-    if (!address) return std::nullopt;
-    std::FILE* f = std::fopen("/proc/self/maps", "re");
-    if (!f) return std::nullopt;
-    std::optional<Identity> out;
-    const auto a = reinterpret_cast<std::uintptr_t>(address);
-    char* line = nullptr;
-    std::size_t cap = 0;
-    while (::getline(&line, &cap, f) > 0) {
-      unsigned long long start = 0, end = 0, offset = 0, inode = 0;
-      unsigned mj = 0, mn = 0;
-      char perms[8] = {};
-      if (std::sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &offset, &mj, &mn, &inode) != 7)
-        continue;
-      if (a < start || a >= end) continue;
-      if (offset + (a - start) == 0 && inode != 0) out = Identity{mj, mn, inode};
-      break;
-    }
-    std::free(line);
-    std::fclose(f);
-    return out;
-  }
-
   static constexpr std::size_t kBufferSize = std::size_t{1} << 20;
   static constexpr std::size_t kReadThroughMapping = std::size_t{64} << 20;
   std::span<const std::byte> base_;

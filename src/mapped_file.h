@@ -1,4 +1,6 @@
-// A read-only memory mapping of a whole file (RAII, move-only).
+// A read-only memory mapping of a whole file and its open descriptor (RAII, move-only). The
+// descriptor is kept so that whole-range reads (export's copies and checksums) can go through
+// the file itself: it names exactly the mapped file, whatever the path names later.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +24,8 @@ class MappedFile {
 
   const std::byte* data() const noexcept { return data_; }
   std::uint64_t size() const noexcept { return size_; }
+  /// The mapped file, open read-only (close-on-exec) for as long as this object lives.
+  int descriptor() const noexcept { return fd_; }
 
   /// Gives the file's weights, byte spans [begin, end), the kernel's normal read-ahead back: the
   /// mapping starts as random access, so that reading metadata pulls in no weights. At most 64
@@ -32,6 +36,7 @@ class MappedFile {
   void release() noexcept;
   const std::byte* data_ = nullptr;
   std::uint64_t size_ = 0;
+  int fd_ = -1;
 };
 
 /// The OS's memory page size.

@@ -182,6 +182,8 @@ std::size_t Model::subgraph_count() const { return m_->subgraphs.size(); }
 std::size_t Model::buffer_count() const { return m_->buffers.size(); }
 std::span<const Warning> Model::warnings() const noexcept { return m_->warnings; }
 
+const ModelData& detail::data_of(const Model& model) noexcept { return *model.m_; }
+
 Subgraph Model::subgraph(int index) const {
   check_index(index, m_->subgraphs.size(), "subgraph");
   return Subgraph(m_.get(), index);

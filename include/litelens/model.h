@@ -34,8 +34,11 @@
 
 namespace litelens {
 
+class Model;
 namespace detail {
 struct ModelData;
+/// The implementation's view of a model (src/ only).
+const ModelData& data_of(const Model& model) noexcept;
 }
 
 /// Quantization parameters of a tensor, copied out of the file (they are metadata-sized).
@@ -316,6 +319,7 @@ class Model {
   std::span<const Warning> warnings() const noexcept;
 
  private:
+  friend const detail::ModelData& detail::data_of(const Model& model) noexcept;
   explicit Model(std::unique_ptr<detail::ModelData> data);
   std::unique_ptr<detail::ModelData> m_;
 };
