@@ -709,12 +709,18 @@ def main() -> int:
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])))
     for n in notes:
         print("NOTE " + n)
+    return report("cli_matrix", failures, cases_dir, work)
+
+
+def report(prefix: str, failures: list[str], cases_dir: Path, work: Path) -> int:
+    """Prints the first 40 failures; keeps the cases when there are any, else removes the work
+    folder. Returns the exit status."""
     for f in failures[:40]:
         print("FAIL " + f)
     if len(failures) > 40:
         print(f"... and {len(failures) - 40} more")
     if failures:
-        print(f"cli_matrix: cases kept in {cases_dir}")
+        print(f"{prefix}: cases kept in {cases_dir}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0

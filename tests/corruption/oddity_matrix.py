@@ -316,15 +316,7 @@ def main() -> int:
             failures += result
     print(f"oddity_matrix: {len(cases)} cases ({len({c for _, c in cases})} warning codes), {len(jobs)} command "
           f"jobs and 3 patches each, in {time.monotonic() - started:.1f} s, {len(failures)} failures")
-    for f in failures[:40]:
-        print("FAIL " + f)
-    if len(failures) > 40:
-        print(f"... and {len(failures) - 40} more")
-    if failures:
-        print(f"oddity_matrix: cases kept in {cases_dir}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if failures else 0
+    return cm.report("oddity_matrix", failures, cases_dir, work)
 
 
 if __name__ == "__main__":
