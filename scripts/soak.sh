@@ -7,7 +7,7 @@
 # seeds are tried here, in rounds, each with a seed drawn from /dev/urandom:
 #   1. the C++ random sweeps (corruption_sweep_test) with LITELENS_SEED=<seed>, 4x the cases;
 #   2. the CLI corruption matrix on the cases of that seed (its generator draws the same way);
-#   3. every fuzz target for a slice of the round, with libFuzzer seed <seed mod 2^31>.
+#   3. every fuzz target for a slice of the round, with a libFuzzer seed taken from <seed>.
 # The first failure stops the soak: it prints the seed and the command that replays it. Keep what
 # it found as a named case (tests/corruption/regressions/README.md, or fuzz/regressions/ for the
 # fuzzers), fix the bug, and add the seed to seeds() in tests/unit/hardening_support.h.
@@ -47,12 +47,13 @@ while [ "$(left)" -gt 60 ]; do
     log "  LITELENS_SEED=$seed python3 tests/corruption/cli_matrix.py --cli $BUILD/tools/litelens/litelens --generator $BUILD/tests/litelens_unit_tests"
     exit 1
   fi
+  fuzz_seed=$(( (seed & 0x7ffffffe) + 1 ))  # libFuzzer takes a positive 32-bit seed
   slice=$(( $(left) / 8 ))
   [ "$slice" -ge 10 ] || break
   [ "$slice" -le 120 ] || slice=120
-  if ! scripts/fuzz.sh --seconds "$slice" --seed $((seed % 2147483647 + 1)) >"$BUILD/soak-fuzz.log" 2>&1; then
+  if ! scripts/fuzz.sh --seconds "$slice" --seed "$fuzz_seed" >"$BUILD/soak-fuzz.log" 2>&1; then
     tail -n 30 "$BUILD/soak-fuzz.log" >&2
-    log "FAILED: fuzzing with libFuzzer seed $((seed % 2147483647 + 1)); the input is in build-fuzz/fuzz-artifacts/"
+    log "FAILED: fuzzing with libFuzzer seed $fuzz_seed; the input is in build-fuzz/fuzz-artifacts/"
     exit 1
   fi
 done
