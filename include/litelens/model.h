@@ -278,7 +278,8 @@ struct OperatorCode {
 /// An opened, validated model. Owns the mapping (or the copy of the caller's bytes).
 class Model {
  public:
-  /// Maps `path` read-only and validates it. Throws Error.
+  /// Maps `path` read-only and validates it. The file stays open (one descriptor, close-on-exec)
+  /// until the model is destroyed, so that exports can copy from it. Throws Error.
   static Model open(const std::filesystem::path& path);
   /// Copies `bytes` and validates them. Throws Error naming `label`.
   static Model from_bytes(std::span<const std::byte> bytes, std::string label = "<memory>");
